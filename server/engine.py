@@ -14,6 +14,9 @@ import threading
 from typing import Any
 
 import engineio
+from engineio import packet as eio_packet
+
+from .engine_socket import EngineSocket
 
 try:
     from .websocket import HandoffWebSocket, WebSocketRegistry
@@ -46,6 +49,48 @@ class EngineServer(engineio.Server):
         self._async = {**self._async, "thread": DaemonThread,
                        "websocket": HandoffWebSocket}
         self.websockets = WebSocketRegistry()
+
+    def _handle_connect(self, environ: dict, start_response: Any, transport: str,
+                        jsonp_index: int | None = None) -> Any:
+        """A new Engine.IO session, served by our :class:`EngineSocket`.
+
+        Mirrors python-engineio 4.x's own ``_handle_connect`` (pinned by
+        tests/test_versions.py); the session class is the only difference.
+        """
+        if self.start_service_task:
+            self.start_service_task = False
+            self.service_task_handle = self.start_background_task(self._service_task)
+        sid = self.generate_id()
+        s = EngineSocket(self, sid)
+        self.sockets[sid] = s
+        s.send(eio_packet.Packet(eio_packet.OPEN, {
+            "sid": sid,
+            "upgrades": self._upgrades(sid, transport),
+            "pingTimeout": int(self.ping_timeout * 1000),
+            "pingInterval": int(self.ping_interval + self.ping_interval_grace_period) * 1000,
+            "maxPayload": self.max_http_buffer_size,
+        }))
+        ret = self._trigger_event("connect", sid, environ, run_async=False)
+        if ret is not None and ret is not True:
+            del self.sockets[sid]
+            self.logger.warning("Application rejected connection")
+            return self._unauthorized(ret or None)
+        s.schedule_ping()
+        if transport == "websocket":
+            ret = s.handle_get_request(environ, start_response)
+            if s.closed and sid in self.sockets:
+                del self.sockets[sid]
+            return ret
+        s.connected = True
+        headers = None
+        if self.cookie:
+            attributes = self.cookie if isinstance(self.cookie, dict) else {
+                "name": self.cookie, "path": "/", "SameSite": "Lax"}
+            headers = [("Set-Cookie", self._generate_sid_cookie(sid, attributes))]
+        try:
+            return self._ok(s.poll(), headers=headers, jsonp_index=jsonp_index)
+        except engineio.exceptions.QueueEmpty:
+            return self._bad_request()
 
     def connection_count(self) -> int:
         """Engine.IO sessions open in this process (all transports)."""

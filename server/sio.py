@@ -19,6 +19,7 @@ import zlib
 from typing import Any, Callable
 
 import socketio
+from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from .engine import EngineServer
@@ -30,34 +31,63 @@ class SocketIOServer(socketio.Server):
     """python-socketio's server, threading mode, safe to emit from any thread."""
 
     def __init__(self, **kwargs: Any) -> None:
-        self._send_locks = tuple(threading.Lock() for _ in range(_LOCK_STRIPES))
+        self._send_locks = tuple(threading.RLock() for _ in range(_LOCK_STRIPES))
+        # per thread: eio_sid -> attachments still to send under its lock
+        self._pending_attachments = threading.local()
         self._memory_clients: dict[str, Callable[[Any], None]] = {}
         super().__init__(**kwargs)
 
     def _engineio_server_class(self) -> type:
         return EngineServer
 
-    def _lock_for(self, eio_sid: str) -> threading.Lock:
+    def _lock_for(self, eio_sid: str) -> threading.RLock:
         return self._send_locks[zlib.crc32(eio_sid.encode()) % _LOCK_STRIPES]
 
     def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        encoded = pkt.encode()
+        parts = encoded if isinstance(encoded, list) else [encoded]
         receiver = self._memory_clients.get(eio_sid)
         if receiver is not None:
-            receiver(pkt)
+            for part in parts:
+                receiver(part)
             return
-        encoded = pkt.encode()
         with self._lock_for(eio_sid):
-            if isinstance(encoded, list):
-                for part in encoded:
-                    self.eio.send(eio_sid, part)
-            else:
-                self.eio.send(eio_sid, encoded)
+            for part in parts:
+                self.eio.send(eio_sid, part)
 
     def _send_eio_packet(self, eio_sid: str, eio_pkt: Any) -> None:
-        if eio_sid in self._memory_clients:
-            return  # Engine.IO-level packets mean nothing to an in-memory client
-        with self._lock_for(eio_sid):
+        # python-socketio's manager sends a binary packet as a header followed
+        # by its attachments, one call each, from one thread: the header takes
+        # the client's lock and the last attachment releases it, so another
+        # thread's packet can never land in between.
+        receiver = self._memory_clients.get(eio_sid)
+        if receiver is not None:
+            if eio_pkt.packet_type == eio_packet.MESSAGE:
+                receiver(eio_pkt.data)
+            return
+        lock = self._lock_for(eio_sid)
+        pending = self._pending_attachments.__dict__
+        data = eio_pkt.data
+        if pending.get(eio_sid):
+            try:
+                self.eio.send_packet(eio_sid, eio_pkt)
+            finally:
+                pending[eio_sid] -= 1
+                if not pending[eio_sid]:
+                    del pending[eio_sid]
+                    lock.release()
+            return
+        attachments = _attachment_count(data)
+        lock.acquire()
+        try:
             self.eio.send_packet(eio_sid, eio_pkt)
+        except BaseException:
+            lock.release()
+            raise
+        if attachments:
+            pending[eio_sid] = attachments  # released by the last attachment
+        else:
+            lock.release()
 
     def _handle_event(self, eio_sid: str, namespace: str, id: Any, data: Any) -> None:
         if eio_sid not in self._memory_clients:
@@ -96,12 +126,31 @@ class SocketIOServer(socketio.Server):
         return [sid for sid, _ in self.manager.get_participants(namespace, room)]
 
 
-def decode_wire(pkt: Any, packet_class: type = sio_packet.Packet) -> Any:
-    """Round-trip ``pkt`` through its wire encoding (what a real client would see)."""
-    encoded = pkt.encode()
-    if not isinstance(encoded, list):
-        return packet_class(encoded_packet=encoded)
-    decoded = packet_class(encoded_packet=encoded[0])
-    for attachment in encoded[1:]:
-        decoded.add_attachment(attachment)
-    return decoded
+def _attachment_count(data: Any) -> int:
+    """Binary attachments announced by an encoded Socket.IO packet (``'51-…'``)."""
+    if isinstance(data, str) and data[:1] in ("5", "6"):
+        dash = data.find("-")
+        if dash > 1 and data[1:dash].isdigit():
+            return int(data[1:dash])
+    return 0
+
+
+class WireDecoder:
+    """Reassembles Socket.IO packets from their wire parts (text, then attachments)."""
+
+    def __init__(self, packet_class: type = sio_packet.Packet) -> None:
+        self.packet_class = packet_class
+        self._partial: Any = None
+
+    def feed(self, part: Any) -> Any:
+        """Return the completed packet, or None while attachments are missing."""
+        if self._partial is not None:
+            if self._partial.add_attachment(part):
+                done, self._partial = self._partial, None
+                return done
+            return None
+        pkt = self.packet_class(encoded_packet=part)
+        if pkt.attachment_count:
+            self._partial = pkt
+            return None
+        return pkt

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from socketio import packet
 from werkzeug.test import EnvironBuilder
 
-from .sio import decode_wire
+from .sio import WireDecoder
 
 if TYPE_CHECKING:  # pragma: no cover
     import flask
@@ -60,15 +60,18 @@ class SocketIOTestClient:
         self.queue: list[dict] = []
         self.acks: dict[int, dict] = {}
         self._lock = threading.Lock()
+        self._decoder = WireDecoder(socketio._require_server("test_client").packet_class)
         self._attached = False
         self.connect(namespace=namespace, query_string=query_string, headers=headers,
                      auth=auth)
 
     # -- what the server sends us ------------------------------------------------
-    def _receive(self, pkt: Any) -> None:
-        pkt = decode_wire(pkt, type(pkt))
-        namespace = pkt.namespace or "/"
+    def _receive(self, part: Any) -> None:
         with self._lock:
+            pkt = self._decoder.feed(part)
+            if pkt is None:
+                return  # attachments still to come
+            namespace = pkt.namespace or "/"
             if pkt.packet_type in (packet.EVENT, packet.BINARY_EVENT):
                 name = pkt.data[0]
                 args = pkt.data[1] if name in ("message", "json") and len(pkt.data) > 1 \

@@ -1,0 +1,142 @@
+"""The Flask-SocketIO API over real HTTP, with python-socketio's Client."""
+import threading
+
+import pytest
+import socketio as sio_client
+
+from tests.chat_app import create_app, create_wildcard_app
+from tests.livesupport import serve_in_thread
+
+TRANSPORTS = {"websocket": ["websocket"], "polling": ["polling"],
+              "upgrade": ["polling", "websocket"]}
+
+
+@pytest.fixture(scope="module")
+def live():
+    # 1 MiB of binary is 1.4 MB of base64 on the polling transport
+    app, socketio = create_app(max_http_buffer_size=2_000_000)
+    with serve_in_thread(app) as url:
+        yield app, socketio, url
+
+
+@pytest.fixture(params=sorted(TRANSPORTS))
+def client_factory(request, live):
+    app, socketio, url = live
+    made = []
+
+    def make(auth=None, namespaces=None, **kwargs):
+        client = sio_client.Client(reconnection=False, **kwargs)
+        made.append(client)
+        client.connect(url, auth=auth, transports=TRANSPORTS[request.param],
+                       namespaces=namespaces, wait_timeout=10)
+        return client
+
+    yield make
+    for client in made:
+        client.disconnect()
+
+
+def test_connect_auth_and_acked_echo(client_factory, live):
+    app = live[0]
+    client = client_factory(auth={"token": "abc"})
+    assert any(c["auth"] == {"token": "abc"} and c["sid"] == client.get_sid()
+               for c in app.state["connects"])
+    assert client.call("echo", {"n": 1}, timeout=10) == {"n": 1}
+    assert client.call("echo", (1, "two"), timeout=10) == (1, "two")
+
+
+def test_refused_connection_reaches_connect_error(live):
+    url = live[2]
+    client = sio_client.Client(reconnection=False)
+    errors = []
+    client.on("connect_error", lambda data: errors.append(data))
+    with pytest.raises(sio_client.exceptions.ConnectionError):
+        client.connect(url, auth={"refuse": "banned"}, wait_timeout=10)
+    assert errors == [{"message": "refused", "data": {"why": "banned"}}]
+
+
+def test_binary_round_trip_is_byte_exact(client_factory):
+    client = client_factory()
+    blob = bytes(range(256)) * 4096  # 1 MiB
+    echoed = client.call("echo", blob, timeout=30)
+    assert len(echoed) == len(blob) and echoed == blob
+
+
+def test_rooms_broadcast_and_server_disconnect(client_factory):
+    received = {"a": [], "b": [], "c": []}
+    events = {k: threading.Event() for k in received}
+    clients = {}
+    for name in received:
+        client = client_factory()
+
+        def on_room(data, name=name):
+            received[name].append(data)
+            events[name].set()
+        client.on("room_msg", on_room)
+        clients[name] = client
+    clients["a"].call("join", "r1", timeout=10)
+    clients["b"].call("join", "r1", timeout=10)
+    clients["a"].emit("to_room", ("r1", "hello"))
+    assert events["a"].wait(10) and events["b"].wait(10)
+    # c is not in the room; a marker sent to c after the room message proves
+    # c's queue was flushed without it
+    marker = clients["c"].call("echo", "marker", timeout=10)
+    assert marker == "marker" and received["c"] == []
+    gone = threading.Event()
+    clients["c"].on("disconnect", lambda *a: gone.set())
+    clients["c"].emit("kick")
+    assert gone.wait(10), "server-side disconnect did not reach the client"
+
+
+def test_background_task_and_burst(client_factory):
+    client = client_factory()
+    ticks = []
+    done = threading.Event()
+
+    def on_tick(i):
+        ticks.append(i)
+        if len(ticks) == 50:
+            done.set()
+    client.on("tick", on_tick)
+    client.emit("start_task", 50)
+    assert done.wait(20), f"expected 50 ticks, got {len(ticks)}"
+    assert ticks == list(range(50))
+
+
+def test_server_calls_client_and_gets_answer(client_factory):
+    client = client_factory()
+    client.on("question", lambda data: {"answer": data["q"] + 41})
+    assert client.call("ask_client", timeout=10) == {"answer": 42}
+
+
+def test_emit_callback_runs_with_request_context(client_factory, live):
+    app = live[0]
+    client = client_factory()
+    client.on("needs_ack", lambda data: "acked")
+    before = len(app.state["acks"])
+    client.emit("emit_with_ack")
+    # a round-trip after the ack arrives orders it before our check
+    for _ in range(50):
+        client.call("echo", 0, timeout=10)
+        if len(app.state["acks"]) > before:
+            break
+    ack = app.state["acks"][-1]
+    assert ack["args"] == ("acked",) and ack["sid"] == client.get_sid()
+
+
+def test_class_namespace_over_http(client_factory):
+    client = client_factory(namespaces=["/chat"])
+    assert client.call("say", "hi", namespace="/chat", timeout=10) == "ok"
+
+
+def test_catch_all_namespace_class_over_http():
+    app, socketio = create_wildcard_app(class_based=True)
+    with serve_in_thread(app) as url:
+        client = sio_client.Client(reconnection=False)
+        client.connect(url, namespaces=["/room-7"], wait_timeout=10)
+        try:
+            reply = client.call("ping_any", 3, namespace="/room-7", timeout=10)
+            assert reply["namespace"] == "/room-7" and reply["data"] == 3
+            assert reply["sid"] == client.get_sid("/room-7")
+        finally:
+            client.disconnect()
