@@ -194,6 +194,32 @@ def check_gunicorn_config(cfg: Any) -> None:
             f"gunicorn ciphers={cfg.ciphers!r} conflicts with the TLS profile, which sets the "
             f"cipher suites; fix: remove the ciphers setting (and choose the profile instead)")
     validate_for_startup(cfg.certfile, cfg.keyfile, cfg.ca_certs)
+    # gunicorn workers load the files after switching to ``user``/``group``
+    uid, gid = getattr(cfg, "uid", os.geteuid()), getattr(cfg, "gid", os.getegid())
+    for path in (cfg.certfile, cfg.keyfile, cfg.ca_certs):
+        if path and uid != 0 and not _readable_by(path, uid, gid,
+                                                  getattr(cfg, "initgroups", False)):
+            raise ConfigurationError(
+                f"TLS file {path} is not readable by the worker user (uid {uid}, gid {gid}); "
+                f"gunicorn workers load it after dropping privileges; fix: `chgrp {gid} {path}` "
+                f"and `chmod 640 {path}` (or run as a user who can read it)")
+
+
+def _readable_by(path: str, uid: int, gid: int, initgroups: bool) -> bool:
+    import pwd
+
+    st = os.stat(path)
+    groups = {gid}
+    if initgroups:  # gunicorn's --initgroups adds the user's supplementary groups
+        try:
+            groups.update(os.getgrouplist(pwd.getpwuid(uid).pw_name, gid))
+        except KeyError:  # no passwd entry: no supplementary groups
+            pass
+    if st.st_uid == uid:
+        return bool(st.st_mode & 0o400)
+    if st.st_gid in groups:
+        return bool(st.st_mode & 0o040)
+    return bool(st.st_mode & 0o004)
 
 
 def _stamp(paths: tuple[str | None, ...]) -> tuple[tuple[int, int, int] | None, ...]:
