@@ -1,0 +1,59 @@
+"""Pins the dependency versions whose internals the core relies on.
+
+If one of these fails after an upgrade, re-verify the listed internals
+against the new version's source, then extend the tuple.
+"""
+import inspect
+from importlib.metadata import version
+
+import engineio
+import socketio
+from flask.ctx import RequestContext
+from flask.testing import FlaskClient
+
+# internals we use -> where
+ENGINEIO_TESTED = ("4.15.1",)
+SOCKETIO_TESTED = ("5.18.1",)
+
+
+
+def _minor(v):
+    return tuple(int(x) for x in v.split(".")[:2])
+
+
+def test_python_engineio_version_and_internals():
+    v = version("python-engineio")
+    assert _minor(v) in {_minor(t) for t in ENGINEIO_TESTED}, (
+        f"python-engineio {v} is untested: re-verify server/engine.py (_handle_connect "
+        f"mirrors engineio.Server._handle_connect; per-instance _async) and "
+        f"server/engine_socket.py (Socket.poll/close/handle_post_request)")
+    server = engineio.Server(async_mode="threading")
+    assert {"thread", "queue", "queue_empty", "event", "websocket", "sleep"} <= set(server._async)
+    for name in ("_handle_connect", "_upgrades", "_ok", "_unauthorized", "_bad_request",
+                 "_generate_sid_cookie", "_trigger_event", "_service_task"):
+        assert callable(getattr(server, name)), name
+    params = list(inspect.signature(engineio.Server._handle_connect).parameters)
+    assert params == ["self", "environ", "start_response", "transport", "jsonp_index"]
+    assert engineio.payload.Payload.max_decode_packets == 16
+
+
+def test_python_socketio_version_and_internals():
+    v = version("python-socketio")
+    assert _minor(v) in {_minor(t) for t in SOCKETIO_TESTED}, (
+        f"python-socketio {v} is untested: re-verify server/sio.py (_send_packet, "
+        f"_send_eio_packet called once per part by Manager.emit, _handle_event, "
+        f"_handle_event_internal, _handle_eio_connect/_message/_disconnect)")
+    src = inspect.getsource(socketio.Manager.emit)
+    assert "_send_eio_packet" in src and "_send_packet" in src
+    for name in ("_send_packet", "_send_eio_packet", "_handle_event", "_handle_event_internal",
+                 "_handle_eio_connect", "_handle_eio_message", "_handle_eio_disconnect",
+                 "_engineio_server_class"):
+        assert callable(getattr(socketio.Server, name)), name
+
+
+def test_flask_internals():
+    v = version("flask")
+    assert "session" in inspect.signature(RequestContext).parameters, (
+        f"Flask {v}: RequestContext(session=...) is how the managed session is installed")
+    assert callable(getattr(FlaskClient, "_add_cookies_to_wsgi", None)), (
+        f"Flask {v}: the test client injects cookies with FlaskClient._add_cookies_to_wsgi")
