@@ -17,18 +17,7 @@ import engineio
 from engineio import packet as eio_packet
 
 from .engine_socket import EngineSocket
-
-try:
-    from .websocket import HandoffWebSocket, WebSocketRegistry
-except ImportError:  # TEMPORARY until server.websocket lands
-    from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI as HandoffWebSocket
-
-    class WebSocketRegistry:  # type: ignore[no-redef]
-        def count(self) -> int:
-            return 0
-
-        def close_all(self, **kwargs: Any) -> None:
-            return None
+from .websocket import HandoffWebSocket, WebSocketRegistry
 
 
 class DaemonThread(threading.Thread):
