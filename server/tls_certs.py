@@ -202,8 +202,9 @@ def trust_instructions(ca_path: str) -> list[str]:
     return [
         (f"Debian/Ubuntu: sudo cp {ca} /usr/local/share/ca-certificates/server-dev-ca.crt "
          f"&& sudo update-ca-certificates"),
-        f"Python (ssl, urllib, python-socketio): export SSL_CERT_FILE={ca}",
-        f"Python requests: export REQUESTS_CA_BUNDLE={ca}",
+        f"Python ssl, urllib, websocket-client: export SSL_CERT_FILE={ca}",
+        (f"Python requests (python-socketio's client polls with it): "
+         f"export REQUESTS_CA_BUNDLE={ca}"),
         f"Node.js: export NODE_EXTRA_CA_CERTS={ca}",
         f"curl: curl --cacert {ca} https://localhost:PORT/",
     ]

@@ -77,7 +77,8 @@ def _selfsigned(args: argparse.Namespace) -> int:
     print(f"key:              {issued.key}  (mode 0600)")
     print(f"full chain:       {issued.fullchain}")
     print()
-    print(f"serve with:  gunicorn --certfile {issued.cert} --keyfile {issued.key} ...")
+    print(f"serve with:  gunicorn -c gunicorn.conf.py --certfile {issued.cert} "
+          f"--keyfile {issued.key} wsgi:app")
     print("trust the CA on clients:")
     for line in trust_instructions(issued.ca):
         print(f"  {line}")
