@@ -31,6 +31,7 @@ Key-exchange groups are OpenSSL's defaults (X25519, P-256, P-384, ...).
 """
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import ssl
@@ -126,7 +127,6 @@ def validate_for_startup(certfile: str, keyfile: str | None = None,
         raise ConfigurationError(
             f"TLS start-up checks need the 'cryptography' package ({exc}); fix: "
             f"pip install 'server[tls]'") from exc
-    import datetime
 
     material, finding = tls_check.load(certfile, keyfile)
     findings = [finding]

@@ -49,7 +49,7 @@ from .tls_files import (
     load_ca,
 )
 
-#: curves browsers accept for server certificates (Chrome dropped P-521)
+#: curves every browser accepts for server certificates (Chrome does not do P-521)
 GOOD_CURVES = ("secp256r1", "secp384r1")
 MIN_RSA_BITS = 2048
 WEAK_HASHES = ("md5", "sha1")
