@@ -205,6 +205,14 @@ SETTINGS: tuple[Setting, ...] = (
             "namespaces clients may connect to: a list, or '*' for any", env=False),
     Setting("async_handlers", "bool", True,
             "run event handlers off the connection's reader thread"),
+    Setting("handler_threads", "int", 32,
+            "threads in the pool that runs event handlers (instead of a new thread "
+            "per event)", check=_positive),
+    Setting("handler_queue", "int", 10_000,
+            "events that may wait for a handler thread; when full, a client's reader "
+            "waits up to 5 s, then the event is dropped with a warning", check=_positive),
+    Setting("ordered_handlers", "bool", True,
+            "handle the events of one client one at a time, in arrival order"),
     # -- forwarded to python-engineio --------------------------------------------
     Setting("ping_interval", "object", 25, "seconds between server pings, or (interval, grace)",
             check=_ping_interval, env=False),

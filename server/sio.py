@@ -14,6 +14,7 @@
 """Socket.IO layer: python-socketio's ``Server`` with thread-safe sends."""
 from __future__ import annotations
 
+import logging
 import threading
 import zlib
 from typing import Any, Callable
@@ -22,7 +23,11 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from .dispatch import HandlerPool
 from .engine import EngineServer
+from .logs import RateLimitedLog
+
+log = logging.getLogger("server")
 
 _LOCK_STRIPES = 256
 
@@ -30,7 +35,11 @@ _LOCK_STRIPES = 256
 class SocketIOServer(socketio.Server):
     """python-socketio's server, threading mode, safe to emit from any thread."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, handler_threads: int = 32, handler_queue: int = 10_000,
+                 ordered_handlers: bool = True, **kwargs: Any) -> None:
+        self.handler_pool = HandlerPool(size=handler_threads, max_pending=handler_queue,
+                                        ordered=ordered_handlers)
+        self._busy_warning = RateLimitedLog(log, interval=10.0)
         self._send_locks = tuple(threading.RLock() for _ in range(_LOCK_STRIPES))
         # per thread: eio_sid -> attachments still to send under its lock
         self._pending_attachments = threading.local()
@@ -90,16 +99,32 @@ class SocketIOServer(socketio.Server):
             lock.release()
 
     def _handle_event(self, eio_sid: str, namespace: str, id: Any, data: Any) -> None:
-        if eio_sid not in self._memory_clients:
-            return super()._handle_event(eio_sid, namespace, id, data)
-        # in-memory test clients are served synchronously, so that emit()
-        # returns with the acknowledgement already received
         namespace = namespace or "/"
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if not self.manager.is_connected(sid, namespace):
+            self.logger.warning("%s is not connected to namespace %s", sid, namespace)
             return None
-        self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
+        if not self.async_handlers or eio_sid in self._memory_clients:
+            # in-memory test clients are served synchronously, so that emit()
+            # returns with the acknowledgement already received
+            self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
+            return None
+
+        def run() -> None:
+            self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
+
+        # one queue per Engine.IO session: a client's events keep their order
+        # across namespaces
+        if not self.handler_pool.submit(eio_sid, run):
+            self._busy_warning.warning(
+                "handler pool full (%d events waiting): dropped event %r from %s; "
+                "raise handler_threads/handler_queue or make handlers faster",
+                self.handler_pool.pending, data[0] if data else None, sid)
         return None
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.handler_pool.stop()
 
     # -- the test seam ---------------------------------------------------------
     def attach_memory_client(self, eio_sid: str, receiver: Callable[[Any], None],

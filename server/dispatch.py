@@ -1,0 +1,133 @@
+# design:
+#   The handler pool: a fixed set of daemon worker threads runs application
+#   event handlers, instead of python-socketio's one new thread per event.
+#   - Per-connection order: each connection has its own FIFO of pending
+#     events and at most one worker runs its events at a time, so the events of
+#     one client are handled in the order they arrived (unless ``ordered`` is
+#     off, when any idle worker takes any event).
+#   - Fairness: a worker runs one event of a connection, then puts the
+#     connection at the back of the ready queue if it has more; a chatty client
+#     cannot starve the others.
+#   - Bounded: at most ``max_pending`` events wait in total.  When full,
+#     submit() blocks the submitting transport thread for up to
+#     ``full_timeout`` seconds (backpressure on that one connection: its TCP
+#     window fills, its peers are unaffected), then gives up and returns False;
+#     the caller tells the client.
+#   - Transport threads only submit; they never run handlers, so a busy pool
+#     never delays a ping/pong or the sending of packets.
+#   Lock order: the pool has one lock (``_lock``), held only to move tasks
+#   between queues, never while a handler runs.
+#   On close: stop() wakes the workers, which finish the event in hand and exit.
+"""A bounded pool of handler threads with per-connection ordering."""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from typing import Any, Callable
+
+log = logging.getLogger("server.dispatch")
+
+Task = Callable[[], Any]
+
+
+class HandlerPool:
+    """Runs event handlers on ``size`` threads, in order per connection."""
+
+    def __init__(self, size: int = 32, max_pending: int = 10_000,
+                 full_timeout: float = 5.0, ordered: bool = True,
+                 name: str = "handler") -> None:
+        if size < 1 or max_pending < 1:
+            raise ValueError("pool size and max_pending must be positive")
+        self.size = size
+        self.max_pending = max_pending
+        self.full_timeout = full_timeout
+        self.ordered = ordered
+        self.name = name
+        self._lock = threading.Lock()
+        self._ready_cv = threading.Condition(self._lock)   # workers wait here
+        self._space_cv = threading.Condition(self._lock)   # submitters wait here
+        self._queues: dict[Any, collections.deque[Task]] = {}
+        self._ready: collections.deque[Any] = collections.deque()
+        self._pending = 0
+        self._busy = 0
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+        self._started = False
+
+    # -- figures for /metrics and /readyz ---------------------------------------
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    def _start(self) -> None:
+        # threads start on first use: constructing the server does no work
+        self._started = True
+        for n in range(self.size):
+            thread = threading.Thread(target=self._work, name=f"{self.name}-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, key: Any, task: Task) -> bool:
+        """Queue ``task`` for connection ``key``; False if the pool stayed full."""
+        with self._lock:
+            if not self._started:
+                self._start()
+            if self._pending >= self.max_pending:
+                self._space_cv.wait_for(
+                    lambda: self._pending < self.max_pending or self._stopping,
+                    timeout=self.full_timeout)
+                if self._pending >= self.max_pending or self._stopping:
+                    return False
+            self._pending += 1
+            if not self.ordered:
+                key = object()  # every task its own queue: no ordering
+            queue = self._queues.get(key)
+            if queue is None:
+                # not scheduled: no worker holds this connection right now
+                self._queues[key] = collections.deque([task])
+                self._ready.append(key)
+                self._ready_cv.notify()
+            else:
+                queue.append(task)
+        return True
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._ready_cv.wait_for(lambda: self._ready or self._stopping)
+                if self._stopping and not self._ready:
+                    return
+                key = self._ready.popleft()
+                task = self._queues[key].popleft()
+                self._busy += 1
+            try:
+                task()
+            except Exception:
+                log.exception("event handler failed")
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                    self._pending -= 1
+                    self._space_cv.notify()
+                    queue = self._queues.get(key)  # None once stop() cleared it
+                    if queue:
+                        self._ready.append(key)  # back of the line: fairness
+                        self._ready_cv.notify()
+                    elif queue is not None:
+                        del self._queues[key]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Let the workers finish the events in hand, then exit."""
+        with self._lock:
+            self._stopping = True
+            self._ready.clear()
+            self._queues.clear()
+            self._ready_cv.notify_all()
+            self._space_cv.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
