@@ -116,7 +116,12 @@ class HandoffWebSocket:
             log.info("WebSocket handshake rejected: %s", e)
             return _bad_request(start_response, f"Bad WebSocket handshake: {e}")
 
-        sock = driver.detach(environ)
+        try:
+            sock = driver.detach(environ)
+        except OSError as e:  # e.g. out of file descriptors; the server's socket is intact
+            log.warning("WebSocket hand-off failed on %s: %s", driver.NAME, e)
+            environ[REFUSAL_KEY] = f"detaching failed: {e}"
+            sock = None
         if sock is None:
             return self._serve_in_request_thread(driver, environ, start_response, accept)
         self.socket = sock

@@ -28,15 +28,15 @@ def take_over(server_sock: socket.socket) -> socket.socket:
     duplicated: its TLS state lives in the server's object).
     """
     ours = server_sock.dup()
-    stand_in, peer = socket.socketpair()
-    peer.close()  # the stand-in's peer has gone: EOF on read, EPIPE on write
     try:
-        os.dup2(stand_in.fileno(), server_sock.fileno(), inheritable=False)
+        stand_in, peer = socket.socketpair()
+        peer.close()  # the stand-in's peer has gone: EOF on read, EPIPE on write
+        with stand_in:
+            # atomic: the server's descriptor number now names the stand-in
+            os.dup2(stand_in.fileno(), server_sock.fileno(), inheritable=False)
     except OSError:
-        ours.close()
+        ours.close()  # the server's socket is untouched
         raise
-    finally:
-        stand_in.close()
     ours.setblocking(True)
     return ours
 

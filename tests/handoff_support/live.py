@@ -32,7 +32,7 @@ class LiveServer:
             argv = [sys.executable, "-m", "gunicorn", "-k", "gthread",
                     "--threads", str(threads), "-w", "1",
                     "-b", f"127.0.0.1:{self.port}", "-c", str(HERE / "gunicorn_conf.py"),
-                    "--graceful-timeout", "10", "app:app"]
+                    "--graceful-timeout", "10", "--no-control-socket", "app:app"]
         elif kind == "werkzeug":
             argv = [sys.executable, str(HERE / "app.py"), "werkzeug", str(self.port)]
         else:
