@@ -19,7 +19,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request, TextMessage
 from wsproto.extensions import PerMessageDeflate
 
-from tests.handoff_support.live import LiveServer
+from tests.handoff_support.live import LiveServer, self_signed
 
 pytestmark = pytest.mark.live
 
@@ -39,8 +39,8 @@ def live(request):
 class EchoClient:
     """engineio.Client that records messages and its disconnect."""
 
-    def __init__(self, url: str, transports: list[str]) -> None:
-        self.client = engineio.Client(handle_sigint=False)
+    def __init__(self, url: str, transports: list[str], **client_options) -> None:
+        self.client = engineio.Client(handle_sigint=False, **client_options)
         self.messages: list[object] = []
         self.got_message = threading.Event()
         self.disconnected = threading.Event()
@@ -229,3 +229,34 @@ def test_sigterm_closes_every_websocket_and_gunicorn_exits():
         for ws in sockets:
             ws.close()
         server.close()
+
+
+@pytest.fixture(params=["sync-worker", "tls"])
+def fallback_server(request, tmp_path):
+    if request.param == "sync-worker":
+        server = LiveServer("gunicorn", worker="sync", threads=1)  # more threads means gthread
+        reason = "sync worker"
+    else:
+        server = LiveServer("gunicorn", threads=2, tls=self_signed(tmp_path))
+        reason = "TLS"
+    try:
+        server.wait_ready()
+        yield server, reason
+    finally:
+        server.close()
+
+
+def test_without_hand_off_websockets_are_served_in_the_request_thread(fallback_server):
+    server, reason = fallback_server
+    client = EchoClient(server.url, ["websocket"], ssl_verify=False)
+    try:
+        assert client.echo("held") == "held"
+        assert client.echo(b"\x00held") == b"\x00held"
+    finally:
+        client.close()
+    # the request thread comes back when the WebSocket ends
+    wait_for(lambda: stats(server)["websockets"] == 0, "the WebSocket to be released")
+    assert server.get("/ping") == b"pong"
+    log = server.log()
+    assert "WebSocket hand-off unavailable on gunicorn" in log and reason in log, \
+        f"expected one warning naming {reason!r}; server log:\n{log}"

@@ -17,7 +17,9 @@ held per WebSocket, as python-engineio does by default):
 * TLS terminated by gunicorn (``--certfile``): an ``ssl.SSLSocket`` cannot
   be duplicated, its TLS state lives in gunicorn's object.  Terminate TLS in
   a proxy (nginx) in front of gunicorn to get the hand-off.
-* the sync worker: use ``-k gthread --threads N``.
+* the sync worker: its one thread would be held for the WebSocket's life,
+  and the arbiter kills a worker silent for ``--timeout`` seconds, so a
+  WebSocket there lasts at most that long.  Use ``-k gthread --threads N``.
 """
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ def _refusal(environ: dict[str, Any]) -> str | None:
         return ("gunicorn terminates TLS and a TLS socket cannot be handed off; "
                 "terminate TLS in a proxy in front of gunicorn")
     if not environ.get("wsgi.multithread"):
-        return "gunicorn's sync worker is not supported; run gunicorn with -k gthread"
+        return ("gunicorn's sync worker is not supported (its only thread is held and the "
+                "worker is killed after --timeout); run gunicorn with -k gthread")
     return None
 
 

@@ -73,6 +73,12 @@ class HandoffWebSocket:
     ``server`` is the python-engineio server: its ``max_http_buffer_size``
     caps an incoming message (close code 1009 beyond it) and its
     ``websockets`` registry, when present, lists this connection while open.
+
+    When the server's driver cannot detach the connection (gunicorn or
+    Werkzeug terminating TLS, gunicorn's sync worker) the WebSocket is served
+    in the calling request thread instead, held for the connection's whole
+    life as python-engineio does by default; a warning says so, once per
+    server and reason.  WebSockets then count against the server's threads.
     """
 
     def __init__(self, handler: Callable[[HandoffWebSocket], Any], server: Any,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -24,15 +25,20 @@ def free_port() -> int:
 class LiveServer:
     """A server subprocess; ``url`` once ready, ``log()`` for failure messages."""
 
-    def __init__(self, kind: str, threads: int = 2) -> None:
+    def __init__(self, kind: str, threads: int = 2, worker: str = "gthread",
+                 tls: tuple[str, str] | None = None) -> None:
+        """``tls``: (certfile, keyfile) for gunicorn to terminate TLS itself."""
         self.kind = kind
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self._tls = tls
         if kind == "gunicorn":
-            argv = [sys.executable, "-m", "gunicorn", "-k", "gthread",
+            argv = [sys.executable, "-m", "gunicorn", "-k", worker,
                     "--threads", str(threads), "-w", "1",
                     "-b", f"127.0.0.1:{self.port}", "-c", str(HERE / "gunicorn_conf.py"),
                     "--graceful-timeout", "10", "--no-control-socket", "app:app"]
+            if tls:
+                argv += ["--certfile", tls[0], "--keyfile", tls[1]]
         elif kind == "werkzeug":
             argv = [sys.executable, str(HERE / "app.py"), "werkzeug", str(self.port)]
         else:
@@ -56,7 +62,10 @@ class LiveServer:
         raise RuntimeError(f"{self.kind} not ready after {timeout}s:\n{self.log()}")
 
     def get(self, path: str, timeout: float = 10.0) -> bytes:
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
+        context = None
+        if self._tls:
+            context = ssl.create_default_context(cafile=self._tls[0])
+        with urllib.request.urlopen(self.url + path, timeout=timeout, context=context) as r:
             return r.read()
 
     def log(self) -> str:
@@ -78,3 +87,13 @@ class LiveServer:
     def close(self) -> None:
         self.stop()
         self._logfile.close()
+
+
+def self_signed(directory: Path) -> tuple[str, str]:
+    """(certfile, keyfile) for 127.0.0.1, made with the openssl command."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-days", "1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return str(cert), str(key)
