@@ -17,6 +17,7 @@ from .errors import ConfigurationError, ConnectionRefusedError
 from .namespace import Namespace
 from .queues import make_client_manager
 from .sio import SocketIOServer
+from .workers import WorkerGuard, apply_worker_mode, worker_count
 
 log = logging.getLogger("server")
 
@@ -110,6 +111,9 @@ class SocketIO:
             app.extensions["socketio"] = self
         options = _settings.resolve({**self.server_options, **kwargs},
                                     scopes=("extension", "socketio"))
+        # several worker processes: WebSocket only, queue required (server/workers.py)
+        workers = worker_count() if app is not None else 1
+        apply_worker_mode(options, workers)
         self.server_options = dict(options)
         self.manage_session = options.pop("manage_session", self.manage_session)
         options.pop("async_mode", None)
@@ -134,6 +138,9 @@ class SocketIO:
         if app is not None:
             self.sockio_mw = _SocketIOMiddleware(self.server, app, socketio_path=resource)
             app.wsgi_app = self.sockio_mw
+            if workers > 1 or url:
+                # explains requests that belong to another process (server/workers.py)
+                app.wsgi_app = WorkerGuard(self.sockio_mw, self.server.eio, resource, workers)
 
     # -- registration -----------------------------------------------------------
     def on(self, message: str, namespace: str | None = None) -> Callable:
@@ -315,6 +322,9 @@ class SocketIO:
             skip_sid = _current_sid("emit(include_self=False)")
         callback = kwargs.pop("callback", None)
         ignore_queue = kwargs.pop("ignore_queue", False)
+        # Flask-SocketIO 4 code passes broadcast=True; without `to` a server
+        # emit is a broadcast anyway
+        kwargs.pop("broadcast", None)
         _reject_unknown("emit", kwargs)
         if callback is not None:
             callback = self._wrap_callback(callback, namespace)

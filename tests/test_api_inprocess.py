@@ -260,3 +260,10 @@ def test_emit_with_callback_runs_in_request_context(chat):
     client.emit("emit_with_ack")
     received = client.get_received()
     assert received[0]["name"] == "needs_ack"
+
+
+def test_server_emit_accepts_legacy_broadcast_flag(chat):
+    app, socketio = chat
+    a, b = socketio.test_client(app), socketio.test_client(app)
+    socketio.emit("legacy", 1, broadcast=True)
+    assert len(a.get_received()) == 1 and len(b.get_received()) == 1

@@ -3,6 +3,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 import socketio as sio_client
@@ -94,3 +95,33 @@ def test_write_only_emitter_has_no_app():
     socketio = SocketIO(message_queue="redis://127.0.0.1:1/0")
     assert socketio.server.manager.write_only is True
     assert socketio.sockio_mw is None
+
+
+def test_kombu_amqp_queue_across_two_servers():
+    from tests.amqp_support import Broker
+
+    broker = Broker()
+    broker.start()
+    try:
+        channel = f"amqp-test-{time.monotonic_ns()}"
+        app1, _ = _app(broker.url, channel=channel)
+        app2, _ = _app(broker.url, channel=channel)
+        with serve_in_thread(app1) as url1, serve_in_thread(app2) as url2:
+            clients, inboxes = [], []
+            try:
+                for url in (url1, url2):
+                    client = sio_client.Client(reconnection=False)
+                    inbox = Inbox(1)
+                    client.on("heard", inbox)
+                    client.connect(url, transports=["websocket"], wait_timeout=10)
+                    clients.append(client)
+                    inboxes.append(inbox)
+                clients[0].emit("shout", "over amqp")
+                for n, inbox in enumerate(inboxes):
+                    assert inbox.full.wait(20), f"client {n} did not hear the AMQP broadcast"
+                    assert inbox.items == ["over amqp"]
+            finally:
+                for client in clients:
+                    client.disconnect()
+    finally:
+        broker.stop()
