@@ -25,6 +25,7 @@ from socketio import packet as sio_packet
 
 from .dispatch import HandlerPool
 from .engine import EngineServer
+from .engine_socket import EngineSocket
 from .logs import RateLimitedLog
 
 log = logging.getLogger("server")
@@ -131,6 +132,13 @@ class SocketIOServer(socketio.Server):
                              environ: dict) -> None:
         """Serve ``eio_sid`` in memory: its packets go to ``receiver``."""
         self._memory_clients[eio_sid] = receiver
+        # an idle Engine.IO session stands for the client, so that whatever asks
+        # Engine.IO about it (transport(), the Admin UI) gets an answer; it never
+        # carries packets and is never pinged
+        placeholder = EngineSocket(self.eio, eio_sid)
+        placeholder.connected = True
+        placeholder.last_ping = None
+        self.eio.sockets[eio_sid] = placeholder
         self._handle_eio_connect(eio_sid, environ)
 
     def feed_memory_packet(self, eio_sid: str, pkt: Any) -> None:
@@ -144,6 +152,7 @@ class SocketIOServer(socketio.Server):
         if eio_sid in self._memory_clients:
             self._handle_eio_disconnect(eio_sid, self.reason.CLIENT_DISCONNECT)
             self._memory_clients.pop(eio_sid, None)
+            self.eio.sockets.pop(eio_sid, None)
 
     # -- extras Flask-SocketIO hides -------------------------------------------
     def participants(self, room: str, namespace: str = "/") -> list[str]:

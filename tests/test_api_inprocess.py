@@ -267,3 +267,16 @@ def test_server_emit_accepts_legacy_broadcast_flag(chat):
     a, b = socketio.test_client(app), socketio.test_client(app)
     socketio.emit("legacy", 1, broadcast=True)
     assert len(a.get_received()) == 1 and len(b.get_received()) == 1
+
+
+def test_admin_ui_instrumentation_and_session_helpers(chat):
+    app, socketio = chat
+    socketio.instrument(auth=False)
+    admin = socketio.test_client(app, namespace="/admin")
+    assert admin.is_connected("/admin")
+    client = socketio.test_client(app)
+    sid = socketio.server.manager.sid_from_eio_sid(client.eio_sid, "/")
+    with socketio.session(sid) as sess:
+        sess["k"] = "v"
+    assert socketio.get_session(sid) == {"k": "v"}
+    assert sid in socketio.rooms(sid)
