@@ -1,0 +1,83 @@
+"""gunicorn configuration for a Socket.IO app: ``gunicorn -c gunicorn.conf.py wsgi:app``.
+
+Values come from the SERVER_* environment variables declared once in
+server/settings.py (docs/settings.md lists them); gunicorn's own command-line
+flags still win over this file.  Check it with
+``gunicorn --check-config -c gunicorn.conf.py wsgi:app``.
+"""
+from server.runner_hooks import close_connections
+from server.settings import server_value
+
+# -- Processes ---------------------------------------------------------------
+# Exactly one worker process.  A polling client sends a request every few
+# seconds, and every request of an Engine.IO session must reach the process
+# that holds the session in memory; gunicorn balances requests across
+# workers with no stickiness, so a second worker would answer "unknown sid"
+# (HTTP 400) to half of them.  Scale up with threads here, and out with
+# several single-worker instances behind a sticky proxy (nginx ip_hash)
+# sharing a message queue (SocketIO(message_queue=...)).
+workers = 1
+# gthread: a pool of request threads; WebSockets are handed off to threads
+# of their own after the handshake and do not hold one of these.
+worker_class = "gthread"
+threads = server_value("threads")
+# Most connections the worker keeps at once (long-polls and kept-alive
+# HTTP; handed-off WebSockets are not counted by gunicorn).
+worker_connections = server_value("max_connections") or 1000
+
+# -- Binding -----------------------------------------------------------------
+bind = [server_value("bind")]
+backlog = 2048
+
+# -- Timeouts fit for long-lived connections --------------------------------
+# `timeout` is the worker heartbeat, not a request limit: the gthread
+# worker's main loop notifies the arbiter every second whatever its request
+# threads are doing (gunicorn/workers/gthread.py, run()), so a long-poll or
+# a WebSocket never trips it; only a hung worker does.
+timeout = 30
+# Kept-alive HTTP connections between polls; a polling client reconnects
+# within a ping interval, so a few seconds is plenty.
+keepalive = 5
+# SIGTERM: how long the worker may take to finish in-flight requests before
+# it is killed.  The worker_exit hook below closes the Socket.IO clients.
+graceful_timeout = max(1, round(server_value("graceful_timeout")))
+
+# -- Request limits ----------------------------------------------------------
+# Large cookies (several session cookies behind one domain easily pass 4 KB)
+# must not be refused: allow header fields up to 16 KB and request lines up
+# to 8 KB (polling URLs are short; WebSocket handshakes carry their own).
+limit_request_line = 8190
+limit_request_field_size = 16384
+limit_request_fields = 100
+
+# -- Logging -----------------------------------------------------------------
+errorlog = "-"
+accesslog = None  # set to "-" to log every request (polling makes many)
+loglevel = "info"
+
+# -- Control -----------------------------------------------------------------
+# gunicorn >= 25.1 opens a control socket at a per-user default path; two
+# instances on one host would fight over it.  Ignored by older versions.
+control_socket_disable = True
+
+
+# -- Graceful shutdown hooks -------------------------------------------------
+def worker_exit(server, worker):
+    """SIGTERM / HUP: after in-flight requests, close every client properly.
+
+    WebSockets get a close frame (1001 going away) and polling sessions an
+    Engine.IO close, so clients reconnect at once (to the restarted server)
+    instead of waiting for a ping timeout.  Runs in the worker process,
+    where the app lives.
+    """
+    close_connections(worker.wsgi, reason="server shutting down")
+
+
+def worker_int(worker):
+    """SIGINT / SIGQUIT (quick shutdown, Ctrl-C): the same, bounded to one second."""
+    close_connections(worker.wsgi, reason="server interrupted", timeout=1.0)
+
+
+def on_exit(server):
+    """Master exiting: the worker has already closed its clients."""
+    server.log.info("server: all Socket.IO clients were closed by the worker")
