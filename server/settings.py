@@ -171,6 +171,16 @@ def _message_queue(value: Any) -> str | None:
     return None
 
 
+def _trusted_proxies(value: Any) -> str | None:
+    if isinstance(value, bool) or (isinstance(value, int) and value < 0):
+        return "must be a hop count (0 or more) or a list of proxy addresses/networks"
+    if isinstance(value, (int, str)):
+        return None
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return None
+    return "must be a hop count or a list of proxy addresses/networks such as ['10.0.0.0/8']"
+
+
 SETTINGS: tuple[Setting, ...] = (
     # -- Flask-SocketIO's own options -------------------------------------------
     Setting("async_mode", "str", "threading", "only 'threading' is supported",
@@ -233,11 +243,38 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("monitor_clients", "bool", True, "close clients that stop answering pings"),
     Setting("transports", "list", None, "allowed transports: polling, websocket",
             check=_transports),
+    # -- request policy in front of Engine.IO (server/security.py, docs/security.md)
+    Setting("security_policy", "bool", True,
+            "check origins, proxies and limits before Engine.IO sees a request "
+            "(False: upstream behaviour)", scope="security"),
+    Setting("allow_any_origin", "bool", False,
+            "let any web site connect (required to use cors_allowed_origins='*'; "
+            "never with credentials)", scope="security"),
+    Setting("trusted_proxies", "object", None,
+            "honour X-Forwarded-For/Proto/Host/Port: a hop count, or proxy "
+            "addresses/networks (comma list in the environment); None: never",
+            scope="security", check=_trusted_proxies),
+    Setting("max_connections_per_ip", "int", 50,
+            "most concurrent Socket.IO connections from one client address "
+            "(None: no cap)", scope="security", check=_positive),
+    Setting("handshake_rate", "float", 20.0,
+            "new connections per second allowed from one client address "
+            "(None: no limit)", scope="security", check=_positive),
+    Setting("handshake_burst", "int", 40,
+            "new connections one client address may open at once before "
+            "handshake_rate applies", scope="security", check=_positive),
+    Setting("hsts_max_age", "int", 63_072_000,
+            "Strict-Transport-Security max-age on responses to HTTPS requests "
+            "(0: no header)", scope="security", check=_non_negative),
     # -- WSGI server level (gunicorn.conf.py, uwsgi.ini, run()) -----------------
     Setting("bind", "str", "127.0.0.1:5000", "address the server listens on (HOST:PORT)",
             scope="server"),
     Setting("threads", "int", 100, "server threads for HTTP requests (WebSockets are "
             "handed off and do not hold one)", scope="server", check=_positive),
+    Setting("workers", "int", None,
+            "worker processes (gunicorn -w, uWSGI processes); more than 1 means "
+            "WebSocket only and needs message_queue (docs/scaling.md); None: 1, or "
+            "uWSGI's processes under uWSGI", scope="server", check=_positive),
     Setting("max_connections", "int", None,
             "most concurrent Socket.IO connections per process (None: sized to the "
             "file-descriptor limit)", scope="server", check=_positive),
