@@ -5,6 +5,7 @@ gunicorn's); the other end of the socketpair is a wsproto client.
 """
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 import threading
@@ -19,6 +20,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.extensions import PerMessageDeflate
 
 from server.websocket import (
     REFUSAL_KEY,
@@ -34,11 +36,12 @@ WAIT = 10.0
 class Peer:
     """The client end: a wsproto client on one end of a socketpair."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, extensions=()) -> None:
         self.sock = sock
         self.sock.settimeout(WAIT)
         self.ws = WSConnection(ConnectionType.CLIENT)
-        self.request = self.ws.send(Request(host="test", target="/engine.io/"))
+        self.request = self.ws.send(Request(host="test", target="/engine.io/",
+                                            extensions=list(extensions)))
         self.pending: list[object] = []
 
     def environ_headers(self) -> dict[str, str]:
@@ -98,11 +101,12 @@ def fake_engineio_server(max_size=1_000_000):
     return types.SimpleNamespace(max_http_buffer_size=max_size, websockets=WebSocketRegistry())
 
 
-def accept(peer: Peer, handler, server, key="werkzeug.socket", server_sock=None, **extra):
+def accept(peer: Peer, handler, server, key="werkzeug.socket", server_sock=None,
+           websocket_class=HandoffWebSocket, **extra):
     """Run the hand-off the way a WSGI server would; return (result, start_response)."""
     start_response = StartResponse()
     environ = make_environ(peer, key, server_sock, **extra)
-    result = HandoffWebSocket(handler, server)(environ, start_response)
+    result = websocket_class(handler, server)(environ, start_response)
     return result, start_response, environ
 
 
@@ -293,3 +297,28 @@ def test_tls_connections_are_not_detached(name):
         environ = {f"{name}.socket": tls_sock, "wsgi.multithread": True}
         assert load_driver(name).detach(environ) is None
         assert "TLS" in environ[REFUSAL_KEY]
+
+
+@pytest.mark.parametrize("takeover", [True, False])
+def test_permessage_deflate_context_takeover_is_configurable(takeover):
+    server_sock, client_sock = socket.socketpair()
+    with server_sock, client_sock:
+        peer = Peer(client_sock, extensions=[PerMessageDeflate()])
+
+        def handler(ws):
+            while (msg := ws.wait()) is not None:
+                ws.send(msg)
+
+        websocket_class = functools.partial(HandoffWebSocket, deflate_context_takeover=takeover)
+        accept(peer, handler, fake_engineio_server(), server_sock=server_sock,
+               websocket_class=websocket_class)
+        accepted = peer.next_event()
+        assert isinstance(accepted, AcceptConnection)
+        [deflate] = accepted.extensions
+        assert deflate.server_no_context_takeover is (not takeover)
+        assert deflate.client_no_context_takeover is (not takeover)
+        for text in ("one " * 100, "two " * 100):
+            peer.send(TextMessage(data=text))
+            assert peer.next_message() == text
+        peer.send(CloseConnection(code=1000))
+        assert isinstance(peer.next_event(), CloseConnection)

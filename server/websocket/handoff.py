@@ -79,15 +79,23 @@ class HandoffWebSocket:
     in the calling request thread instead, held for the connection's whole
     life as python-engineio does by default; a warning says so, once per
     server and reason.  WebSockets then count against the server's threads.
+
+    ``deflate_context_takeover=False`` asks permessage-deflate clients to
+    compress each message on its own: the zlib state (about 100 KiB per
+    connection) is then freed after every message instead of kept for the
+    connection's life, at some cost in compression of small messages.
+    Pass it with ``functools.partial`` where the class is installed.
     """
 
     def __init__(self, handler: Callable[[HandoffWebSocket], Any], server: Any,
-                 *, receive_bytes: int = 65536, close_timeout: float = 2.0) -> None:
+                 *, receive_bytes: int = 65536, close_timeout: float = 2.0,
+                 deflate_context_takeover: bool = True) -> None:
         self._handler = handler
         self._max_message_size: int | None = getattr(server, "max_http_buffer_size", None)
         self._registry = getattr(server, "websockets", None)
         self._receive_bytes = receive_bytes
         self._close_timeout = close_timeout
+        self._deflate_context_takeover = deflate_context_takeover
         self._ws = WSConnection(ConnectionType.SERVER)
         self._lock = threading.Lock()
         self._fd_lock = threading.Lock()
@@ -175,7 +183,10 @@ class HandoffWebSocket:
         if not requests:
             raise HandshakeRejected("incomplete upgrade request")
         # permessage-deflate is used only if the client offers it
-        return self._ws.send(AcceptConnection(extensions=[PerMessageDeflate()]))
+        takeover = self._deflate_context_takeover
+        deflate = PerMessageDeflate(client_no_context_takeover=not takeover,
+                                    server_no_context_takeover=not takeover)
+        return self._ws.send(AcceptConnection(extensions=[deflate]))
 
     def _start(self, accept: bytes) -> bool:
         assert self.socket is not None

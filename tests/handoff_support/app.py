@@ -7,6 +7,7 @@ pid) and ``/kick?SID`` (the server disconnects that Engine.IO client).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -22,8 +23,11 @@ class HandoffServer(engineio.Server):
 
     def __init__(self, **kwargs):
         super().__init__(async_mode="threading", **kwargs)
+        websocket = HandoffWebSocket
+        if os.environ.get("HANDOFF_NO_CONTEXT_TAKEOVER"):  # measure.py
+            websocket = functools.partial(HandoffWebSocket, deflate_context_takeover=False)
         if not os.environ.get("HANDOFF_BASELINE"):  # measure.py compares with engine.io's own
-            self._async = {**self._async, "websocket": HandoffWebSocket}
+            self._async = {**self._async, "websocket": websocket}
         self.websockets = WebSocketRegistry()
 
 
