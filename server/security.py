@@ -103,10 +103,14 @@ class SecurityPolicy:
             refusal = self._check_length(environ)
             if refusal:
                 return self._refuse(environ, start_response, *refusal)
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        if "j" in query:
+            return self._refuse(environ, start_response, 403,
+                                "JSONP polling is refused: no Origin protects it")
         client = _client_key(environ.get("REMOTE_ADDR", ""))
         environ[_CLIENT] = client
         reservation: Reservation | None = None
-        if "sid" not in parse_qs(environ.get("QUERY_STRING", "")):
+        if "sid" not in query:
             admitted = self._admit(environ, client)
             if not isinstance(admitted, Reservation):
                 return self._refuse(environ, start_response, *admitted)
@@ -126,6 +130,13 @@ class SecurityPolicy:
         """(the allowed Origin header or None, the refusal reason or None)."""
         text = environ.get("HTTP_ORIGIN")
         if text is None:
+            # a browser sends Origin with every fetch, XHR and WebSocket; without
+            # it, a cross-site Sec-Fetch-Site means a <script>/<img> load (JSONP)
+            site = environ.get("HTTP_SEC_FETCH_SITE", "")
+            if site in ("cross-site", "same-site"):
+                self._warn("origin", "sec-fetch-site", "refused a %s request without "
+                           "Origin on %s (Sec-Fetch-Site: %s)", site, self._prefix, site)
+                return None, "cross-site request without Origin refused"
             return None, None  # not a browser: nothing to protect against here
         cfg = self.config
         shown = text[:80] + ("..." if len(text) > 80 else "")
@@ -144,9 +155,13 @@ class SecurityPolicy:
             except Exception:  # the application's check failed: refuse, say so once
                 self.logger.exception("cors_allowed_origins check raised for %r", shown)
                 return None, "Origin refused"
+        hint = ""
+        if environ.get("server.proxy.ignored"):
+            hint = ("; X-Forwarded-* headers were ignored: if a proxy in front sets them, "
+                    "set trusted_proxies (e.g. trusted_proxies=1)")
         self._warn("origin", shown, "refused Origin %r on %s (the server is %s): to allow "
-                   "it, add %r to cors_allowed_origins", shown, self._prefix,
-                   _own_origin(environ) or "unknown", str(origin))
+                   "it, add %r to cors_allowed_origins%s", shown, self._prefix,
+                   _own_origin(environ) or "unknown", str(origin), hint)
         return None, "Origin not allowed (cross-site request refused)"
 
     def _check_length(self, environ: dict) -> tuple[int, str] | None:
@@ -209,9 +224,13 @@ class SecurityPolicy:
 
         def patched(status: str, headers: list, exc_info: Any = None) -> Any:
             if ours:
+                vary = [v for n, v in headers if n.lower() == "vary"]
                 headers = [h for h in headers if not h[0].lower().startswith(
                     "access-control-") and h[0].lower() != "vary"]
                 headers += self._cors_headers(origin)
+                if vary:  # keep e.g. Accept-Encoding next to our Origin
+                    headers[headers.index(("Vary", "Origin"))] = (
+                        "Vary", ", ".join([*vary, "Origin"]))
             else:
                 headers = list(headers)
             self._security_headers(environ, headers)

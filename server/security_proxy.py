@@ -109,8 +109,9 @@ class ProxyTrust:
         trusted = self.hops > 0 or (self.networks and
                                     self._trusted_ip(environ.get("REMOTE_ADDR", "")))
         if not trusted:
-            for key in _HEADERS:
-                environ.pop(key, None)
+            dropped = [key for key in _HEADERS if environ.pop(key, None) is not None]
+            if dropped:  # kept for the refusal log's hint about trusted_proxies
+                environ["server.proxy.ignored"] = dropped
             return
         client = self._pick(environ, "HTTP_X_FORWARDED_FOR", client_side=True)
         proto = self._pick(environ, "HTTP_X_FORWARDED_PROTO")

@@ -280,3 +280,29 @@ def test_unknown_option_and_switch_off():
     app = Recorder()
     assert wrap(app, {"security_policy": False}) is app
     assert isinstance(wrap(app, {}), SecurityPolicy)
+
+
+def test_cross_site_loads_without_origin_and_jsonp_are_refused():
+    _, app, client = make()
+    r = get(client, headers={"Sec-Fetch-Site": "cross-site"})
+    assert r.status_code == 403, "a <script>/<img> load from another site"
+    assert get(client, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    assert get(client, HANDSHAKE + "&j=0").status_code == 403, "JSONP has no Origin"
+    assert len(app.seen) == 1
+
+
+def test_vary_from_the_app_is_kept():
+    def app(environ, start_response):
+        start_response("200 OK", [("Vary", "Accept-Encoding")])
+        return [b""]
+
+    r = get(Client(SecurityPolicy(app)), origin=OWN)
+    assert r.headers.getlist("Vary") == ["Accept-Encoding, Origin"]
+
+
+def test_refusal_hints_at_trusted_proxies_when_forwarded_headers_were_dropped(caplog):
+    _, _, client = make()
+    with caplog.at_level(logging.WARNING, logger="server.security"):
+        r = get(client, origin="https://localhost", headers={"X-Forwarded-Proto": "https"})
+    assert r.status_code == 403
+    assert "trusted_proxies" in caplog.text, caplog.text
