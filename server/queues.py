@@ -7,9 +7,11 @@ makes an emitter for a process that serves no clients.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from .errors import ConfigurationError
+from .queue_log import QueueLog
 
 #: scheme prefix -> (manager class name, module it needs, the pip extra)
 _MANAGERS: tuple[tuple[tuple[str, ...], str, str, str], ...] = (
@@ -37,4 +39,6 @@ def make_client_manager(url: str, channel: str = "flask-socketio",
             f"message_queue={url!r} needs the {module!r} package, which is not "
             f"installed. Fix: pip install 'server[{extra}]'") from None
     manager_class = getattr(socketio, class_name)
-    return manager_class(url, channel=channel, write_only=write_only)
+    # a failing queue logs once per problem, not twice per emit (server/queue_log.py)
+    logger = QueueLog(logging.getLogger("server.queue"))
+    return manager_class(url, channel=channel, write_only=write_only, logger=logger)
