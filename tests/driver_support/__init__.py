@@ -1,0 +1,1 @@
+"""Private helpers of the uWSGI and waitress driver tests (tests/test_driver_*.py)."""
