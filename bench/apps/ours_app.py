@@ -1,0 +1,30 @@
+"""The benchmark application on this project's server (``from server import``).
+
+Handlers, identical in every server under test: ``echo`` acks its argument,
+``broadcast`` sends ``bcast`` to every client, ``cpu`` runs 50 ms of
+pure-Python CPU work (burn.py) and acks.  Served as ``ours_app:app``.
+"""
+from flask import Flask
+
+from burn import burn, iterations
+from server import SocketIO
+
+app = Flask(__name__)
+socketio = SocketIO(app)
+CPU_ITERS = iterations()
+
+
+@socketio.on("echo")
+def echo(data):
+    return data
+
+
+@socketio.on("broadcast")
+def broadcast(data):
+    socketio.emit("bcast", data)
+
+
+@socketio.on("cpu")
+def cpu(data):
+    burn(CPU_ITERS)
+    return data

@@ -1,0 +1,158 @@
+"""Comparative benchmark: this server vs Flask-SocketIO 5.7.0 vs Node socket.io 4.
+
+    python bench/run.py [--quick] [--reps N] [--only NAME,...] [--workloads KEY,...]
+
+Sets up its own environments (see envs.py), then for each repetition runs
+every server in turn (A B C … A B C …), each freshly started on a free
+loopback port pinned to core 0, through every workload (workloads.py,
+driven by bench/node/load.js on core 1).  Writes bench/results/<name>.md and
+.json (medians and per-run ratios to Flask-SocketIO + eventlet) and, with
+matplotlib from bench/.peers-venv, PNG plots to docs/_static/perf/.
+Everything is bounded: client counts by the workload table, time by
+--max-minutes and per-run time limits.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import envs  # noqa: E402
+import report  # noqa: E402
+from servers import SERVERS, RunningServer  # noqa: E402
+from workloads import run_load, workloads  # noqa: E402
+
+RESULTS = envs.BENCH / "results"
+PLOTS = envs.ROOT / "docs" / "_static" / "perf"
+
+
+def _csv(choices: list[str]):
+    def parse(text: str) -> list[str]:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        bad = [x for x in items if x not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(
+                f"unknown name(s) {', '.join(bad) or '(none given)'}; choose from: {', '.join(choices)}")
+        return items
+    return parse
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    wl_keys = [w.key for w in workloads(False, 1)]
+    p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="1 repetition, 2 s windows, 500-connection cap (under ~5 minutes)")
+    p.add_argument("--reps", type=int, default=None, help="repetitions (default 3, --quick 1)")
+    p.add_argument("--capacity", type=int, default=None,
+                   help="connection cap of the capacity workload (default 2000, --quick 500)")
+    p.add_argument("--only", type=_csv(list(SERVERS)), default=list(SERVERS),
+                   help="comma-separated servers: " + ", ".join(SERVERS))
+    p.add_argument("--workloads", type=_csv(wl_keys), default=wl_keys,
+                   help="comma-separated workloads: " + ", ".join(wl_keys))
+    p.add_argument("--name", default="latest", help="results file name (default: latest)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--no-loadgen-compare", action="store_true",
+                   help="skip timing the Node load generator against python-socketio's "
+                        "AsyncClient (always skipped with --quick)")
+    p.add_argument("--skip-setup", action="store_true", help="trust the environments as they are")
+    p.add_argument("--max-minutes", type=float, default=60.0,
+                   help="stop starting new runs after this long (default 60)")
+    a = p.parse_args(argv)
+    if a.reps is None:
+        a.reps = 1 if a.quick else 3
+    if a.capacity is None:
+        a.capacity = 500 if a.quick else 2000
+    if a.reps < 1 or not 1 <= a.capacity <= 10_000:
+        p.error(f"--reps must be >= 1 (got {a.reps}) and --capacity 1..10000 (got {a.capacity})")
+    return a
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def compare_loadgens(cpu_iters: int, quick: bool) -> dict:
+    """echo/100 clients against the Node server: Node load.js vs python-socketio AsyncClient."""
+    cfg = {"workload": "echo", "clients": 100, "warmup_ms": 500 if quick else 1000,
+           "duration_ms": 2000 if quick else 5000}
+    out = {}
+    srv = RunningServer(SERVERS["node"], cpu_iters, RESULTS / "logs" / "loadgen-node.log")
+    try:
+        srv.wait_ready()
+        out["Node, socket.io-client (one process)"] = run_load(srv.url, srv.pids, cfg)
+        py = subprocess.run(["taskset", "-c", "1", str(envs.PEERS_PY), str(envs.BENCH / "pyload.py"),
+                             json.dumps({**cfg, "url": srv.url, "pids": srv.pids})],
+                            capture_output=True, text=True, timeout=120)
+        lines = [ln for ln in py.stdout.splitlines() if ln.startswith("{")]
+        out["Python asyncio, python-socketio AsyncClient (one process)"] = (
+            json.loads(lines[-1]) if lines else {"error": py.stderr[-300:]})
+    finally:
+        srv.stop()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    t_start = time.monotonic()
+    (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
+    if not args.skip_setup:
+        envs.ensure_all()
+    cpu_iters = envs.calibrate_cpu_iterations()
+    wls = [w for w in workloads(args.quick, args.capacity) if w.key in args.workloads]
+    meta = {"mode": "quick" if args.quick else "full", "reps": args.reps,
+            "capacity": args.capacity, "cpu_iters": cpu_iters,
+            "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "loadavg_before": _loadavg(), "versions": envs.versions(),
+            "loadgen": "Node, socket.io-client, one process",
+            "workloads": {w.key: {"title": w.title, "unit": w.unit, "better": w.better,
+                                  "config": w.config} for w in wls}}
+    print(f"bench: cpu handler = {cpu_iters:,} iterations; {args.reps} rep(s) × "
+          f"{len(args.only)} servers × {len(wls)} workloads", flush=True)
+    if not (args.quick or args.no_loadgen_compare):
+        meta["loadgen_comparison"] = compare_loadgens(cpu_iters, args.quick)
+        print(f"bench: load generators: {json.dumps(meta['loadgen_comparison'])}", flush=True)
+    runs: list[dict] = []
+    for rep in range(args.reps):
+        for name in args.only:
+            if time.monotonic() - t_start > args.max_minutes * 60:
+                print(f"bench: --max-minutes {args.max_minutes} reached; stopping", flush=True)
+                break
+            srv = RunningServer(SERVERS[name], cpu_iters, RESULTS / "logs" / f"{name}-{rep}.log")
+            try:
+                srv.wait_ready()
+                for w in wls:
+                    res = run_load(srv.url, srv.pids, w.config)
+                    runs.append({"rep": rep, "server": name, "workload": w.key, "result": res})
+                    shown = res.get("error") or f"{res['value']:,.1f} {res['unit']}"
+                    print(f"  rep {rep + 1} {name:14s} {w.key:13s} {shown}", flush=True)
+            except RuntimeError as e:
+                for w in wls:
+                    runs.append({"rep": rep, "server": name, "workload": w.key,
+                                 "result": {"error": str(e)}})
+                print(f"  rep {rep + 1} {name}: {e}", flush=True)
+            finally:
+                srv.stop()
+    meta["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    meta["loadavg_after"] = _loadavg()
+    summ = report.summary(runs, args.only, [w.key for w in wls])
+    data = {"meta": meta, "summary": summ, "runs": runs}
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(data, indent=1))
+    md = report.markdown(meta, summ, args.only, [w.key for w in wls])
+    (RESULTS / f"{args.name}.md").write_text(md)
+    print(md)
+    if not args.no_plots:
+        PLOTS.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(envs.PEERS_PY), str(envs.BENCH / "plots.py"),
+                        str(RESULTS / f"{args.name}.json"), str(PLOTS)], check=False)
+    print(f"bench: wrote {RESULTS / (args.name + '.md')} in {time.monotonic() - t_start:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
