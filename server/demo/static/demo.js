@@ -8,6 +8,7 @@ let jobs = null;
 let room = null;
 let mySid = null;
 const ackedIds = new Set();
+const presenceOf = new Map(); // room -> latest members (may come before the join ack)
 
 function line(text, cls, id) {
   const p = document.createElement("p");
@@ -45,6 +46,7 @@ function join(newRoom) {
     if (reply.error) return line(reply.error, "error");
     room = reply.room;
     $("room-name").textContent = room;
+    showPresence(presenceOf.get(room) || []);
     line("you joined " + room, "notice");
   });
 }
@@ -71,7 +73,10 @@ function connect(name, firstRoom) {
   });
   chat.on("disconnect", (reason) => line("disconnected: " + reason, "notice"));
   chat.on("welcome", (w) => { mySid = w.sid; });
-  chat.on("presence", (p) => { if (p.room === room) showPresence(p.members); });
+  chat.on("presence", (p) => {
+    presenceOf.set(p.room, p.members);
+    if (p.room === room) showPresence(p.members);
+  });
   chat.on("said", (m) => line(m.from + ": " + m.text, "", m.id));
   chat.on("private", (m) => line("(private) " + m.from + ": " + m.text, "private"));
   chat.on("clock", (c) => { $("clock").textContent = c.time; });
