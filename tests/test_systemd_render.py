@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 
 import pytest
 
@@ -161,3 +162,12 @@ def test_required_arguments(capsys):
         cli.main(["systemd", "render", "--user", "web"])
     assert exc.value.code == 2
     assert "--prefix" in capsys.readouterr().err
+
+
+def test_docs_include_the_shipped_units_verbatim():
+    doc = (REPO / "docs" / "systemd.md").read_text()
+    blocks = re.findall(r"<!-- file: (\S+) -->\n```ini\n(.*?)```\n", doc, flags=re.DOTALL)
+    assert len(blocks) >= 3, "docs/systemd.md should quote the shipped units"
+    for path, text in blocks:
+        assert text == (REPO / path).read_text(), (
+            f"docs/systemd.md quotes an old {path}; fix: paste the current file in")
