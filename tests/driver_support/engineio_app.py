@@ -47,3 +47,26 @@ def _plain(environ, start_response):
 
 
 app = engineio.WSGIApp(eio, _plain)
+
+
+def _project_app():
+    """The same echo on this project's own EngineServer (for measure.py)."""
+    from server.engine import EngineServer
+
+    project = EngineServer(max_http_buffer_size=2_000_000)
+    project.on("message", lambda sid, data: project.send(sid, data))
+
+    def plain(environ, start_response):
+        if environ.get("PATH_INFO") == "/stats":
+            body = json.dumps({"websockets": project.websockets.count(), "pid": os.getpid(),
+                               "threads": threading.active_count(),
+                               "rss_kib": rss_kib()}).encode()
+            start_response("200 OK", [("Content-Length", str(len(body)))])
+            return [body]
+        return _plain(environ, start_response)
+
+    return engineio.WSGIApp(project, plain)
+
+
+if os.environ.get("ENGINE_UNDER_TEST") == "project":
+    app = _project_app()  # chosen by the environment, for measure.py
