@@ -5,6 +5,8 @@ server/settings.py (docs/settings.md lists them); gunicorn's own command-line
 flags still win over this file.  Check it with
 ``gunicorn --check-config -c gunicorn.conf.py wsgi:app``.
 """
+import os
+
 from server.runner_hooks import close_connections
 from server.settings import server_value
 
@@ -16,7 +18,11 @@ from server.settings import server_value
 # (HTTP 400) to half of them.  Scale up with threads here, and out with
 # several single-worker instances behind a sticky proxy (nginx ip_hash)
 # sharing a message queue (SocketIO(message_queue=...)).
-workers = 1
+# SERVER_WORKERS=N (N > 1) is the other supported mode, on one machine: N
+# workers without sticky sessions, WebSocket only (every client must use
+# transports=['websocket']) and SERVER_MESSAGE_QUEUE required, so that an
+# emit in one worker reaches the clients of the others (docs/scaling.md).
+workers = server_value("workers") or 1
 # gthread: a pool of request threads; WebSockets are handed off to threads
 # of their own after the handshake and do not hold one of these.
 worker_class = "gthread"
@@ -59,6 +65,17 @@ loglevel = "info"
 # gunicorn >= 25.1 opens a control socket at a per-user default path; two
 # instances on one host would fight over it.  Ignored by older versions.
 control_socket_disable = True
+
+
+# -- Worker count, for the app -----------------------------------------------
+def post_fork(server, worker):
+    """Tell the app how many workers run (``-w N`` on the command line wins).
+
+    The app reads SERVER_WORKERS when it is loaded, in the worker just after
+    this hook (so not with --preload): more than one worker means WebSocket
+    only and a required message queue (server/workers.py).
+    """
+    os.environ["SERVER_WORKERS"] = str(server.cfg.workers)
 
 
 # -- Graceful shutdown hooks -------------------------------------------------

@@ -43,7 +43,8 @@ class Gunicorn:
     """``gunicorn -k gthread`` serving tests/test_scaling_app.py; stopped by PID."""
 
     def __init__(self, queue_url: str | None, channel: str, instance: str,
-                 workers: int = 1, threads: int = 8) -> None:
+                 workers: int = 1, threads: int = 8, shipped_conf: bool = False,
+                 workers_by: str = "both") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.instance = instance
@@ -52,13 +53,18 @@ class Gunicorn:
                    PYTHONUNBUFFERED="1", SCALING_INSTANCE=instance, SERVER_CHANNEL=channel)
         if queue_url:
             env["SERVER_MESSAGE_QUEUE"] = queue_url
-        if workers > 1:
+        # workers_by: "env" (SERVER_WORKERS), "cli" (-w N), or "both"
+        if workers > 1 and workers_by in ("env", "both"):
             env["SERVER_WORKERS"] = str(workers)
+        argv = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", str(threads),
+                "-b", f"127.0.0.1:{self.port}", "--no-control-socket", "--graceful-timeout", "5"]
+        if workers_by in ("cli", "both"):
+            argv += ["-w", str(workers)]
+        if shipped_conf:
+            argv += ["-c", str(ROOT / "gunicorn.conf.py")]
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", str(threads),
-             "-w", str(workers), "-b", f"127.0.0.1:{self.port}", "--no-control-socket",
-             "--graceful-timeout", "5", "test_scaling_app:create_app()"],
+            [*argv, "test_scaling_app:create_app()"],
             cwd=tempfile.gettempdir(), env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -451,4 +457,28 @@ def test_two_workers_without_a_queue_refuse_to_start():
         assert server.proc.returncode != 0, "gunicorn started two workers without a queue"
         assert "SERVER_MESSAGE_QUEUE" in server.output(), server.output()[-3000:]
     finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("workers_by", ["env", "cli"])
+def test_shipped_gunicorn_conf_turns_worker_mode_on(redis, workers_by):
+    """SERVER_WORKERS=2, or gunicorn -w 2 on the command line, with gunicorn.conf.py."""
+    server = Gunicorn(redis.url, "scaling-conf", "c", workers=2, shipped_conf=True,
+                      workers_by=workers_by)
+    client = None
+    try:
+        server.wait_ready()
+        r = requests.get(server.url + "/socket.io/?EIO=4&transport=polling", timeout=WAIT)
+        assert r.status_code == 400 and "runs 2 workers" in r.text, (
+            f"{workers_by}: expected the two-worker 400, got {r.status_code}: {r.text}")
+        client = Client(server.url, ["websocket"], name="conf")
+        assert client.sio.call("echo", "x", timeout=WAIT) is None
+        assert client.inbox.wait_for("echo", "x")
+        deadline = time.monotonic() + 30  # the second worker may still be booting
+        while server.output().count("Booting worker") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.output().count("Booting worker") == 2, server.output()
+    finally:
+        if client is not None:
+            client.close()
         server.stop()
