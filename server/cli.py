@@ -14,6 +14,7 @@ import sys
 #: subcommand name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("server.commands.run", "serve an application (the demo app by default)"),
+    "check": ("server.commands.check", "report on the current configuration"),
     "tls": ("server.commands.tls", "make and check TLS certificates"),
     "systemd": ("server.commands.systemd", "render hardened systemd units"),
 }
