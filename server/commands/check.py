@@ -48,7 +48,7 @@ def app_options(spec: str) -> tuple[list[Any], dict[str, Any]]:
 
     try:
         app = load_app(spec)
-    except Exception as exc:  # report any import failure as a FAIL line
+    except Exception as exc:  # noqa: BLE001 - any error importing the app is a FAIL line
         line = Line(FAIL, "app", f"cannot load {spec}: {type(exc).__name__}: {exc}",
                     "run from the directory holding the module, or pass --app MODULE:NAME")
         return [line], settings.resolve({}, scopes=("extension", "socketio"))
