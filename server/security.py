@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from werkzeug.wsgi import ClosingIterator
 
@@ -103,14 +103,13 @@ class SecurityPolicy:
             refusal = self._check_length(environ)
             if refusal:
                 return self._refuse(environ, start_response, *refusal)
-        query = parse_qs(environ.get("QUERY_STRING", ""))
+        query = _query_names(environ.get("QUERY_STRING", ""))
         if "j" in query:
             return self._refuse(environ, start_response, 403,
                                 "JSONP polling is refused: no Origin protects it")
-        client = _client_key(environ.get("REMOTE_ADDR", ""))
-        environ[_CLIENT] = client
         reservation: Reservation | None = None
-        if "sid" not in query:
+        if "sid" not in query:  # a handshake: a new session
+            client = environ[_CLIENT] = _client_key(environ.get("REMOTE_ADDR", ""))
             admitted = self._admit(environ, client)
             if not isinstance(admitted, Reservation):
                 return self._refuse(environ, start_response, *admitted)
@@ -269,6 +268,17 @@ def wrap(socketio_wsgi_app: WSGIApp, options: Mapping[str, Any],
     ``options`` (resolved settings); unchanged when ``security_policy=False``."""
     policy = SecurityPolicy(socketio_wsgi_app, logger=logger, **options)
     return policy if policy.config.enabled else socketio_wsgi_app
+
+
+def _query_names(query: str) -> set[str]:
+    """Names with a non-empty value, as python-engineio's ``parse_qs`` sees them
+    (it drops ``sid=``: such a request is a handshake there, so it is here)."""
+    names = set()
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if value:
+            names.add(unquote_plus(name))
+    return names
 
 
 def _path_under(path: str, prefix: str) -> bool:

@@ -26,6 +26,7 @@ _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*\Z")
 # a DNS-ish registered name: letters, digits, hyphens, underscores, dots
 _REG_NAME = re.compile(r"[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?\.?\Z")
 _PORT = re.compile(r"[0-9]{1,5}\Z")
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+\Z")
 
 
 class OriginError(ValueError):
@@ -88,7 +89,7 @@ def parse_origin(text: str) -> Origin:
         raise OriginError(f"longer than {MAX_ORIGIN_LENGTH} characters")
     if text == "null":
         raise OriginError("'null' is the origin of sandboxed or file: documents")
-    if not text.isascii() or any(c.isspace() or ord(c) < 32 or c == "\x7f" for c in text):
+    if not _VISIBLE_ASCII.match(text):
         raise OriginError("contains spaces, control or non-ASCII characters")
     scheme, sep, rest = text.partition("://")
     scheme = scheme.lower()

@@ -61,7 +61,7 @@ class Sessions:
                 self.closed_count += 1
                 self.closed.notify_all()
 
-    def wait_closed(self, count, timeout=10.0):
+    def wait_closed(self, count, timeout=30.0):
         with self.closed:
             assert self.closed.wait_for(lambda: self.closed_count >= count, timeout), (
                 f"expected {count} closed sessions, saw {self.closed_count}")

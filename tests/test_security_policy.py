@@ -219,6 +219,9 @@ def test_handshake_rate_is_429_with_retry_after():
     assert r.headers["Retry-After"] == "1"
     # requests of existing sessions are not handshakes
     assert get(client, HANDSHAKE + "&sid=x").status_code == 200
+    # ...but Engine.IO reads an empty sid as none: a handshake, so limited
+    assert get(client, HANDSHAKE + "&sid=").status_code == 429
+    assert get(client, HANDSHAKE + "&sid").status_code == 429
 
 
 def test_per_client_cap_counts_open_sessions():
