@@ -44,7 +44,7 @@ pytestmark = pytest.mark.live
 #: written and proto_close either close()s the descriptor (http, uwsgi,
 #: https protocols) or keeps it for a keep-alive read (http11), never
 #: shutdown(); the HTTP router passes raw bytes after a WebSocket upgrade
-#: only with --http-websockets and exactly "Connection: Upgrade".
+#: with --http-websockets (Upgrade: websocket and Sec-WebSocket-Version).
 VERIFIED_UWSGI = ("2.0.31",)
 
 @pytest.fixture(scope="module",
@@ -101,6 +101,21 @@ def test_websocket_outlives_harakiri():
             ws.close()
         assert stats(server)["pid"] == pid, f"the worker was replaced:\n{server.log()}"
         assert "HARAKIRI" not in server.log(), f"harakiri fired:\n{server.log()}"
+    finally:
+        server.close()
+
+
+def test_router_without_http_websockets_is_refused_with_the_fix_named():
+    # without --http-websockets the router would pass the 101 but never the
+    # client's frames: a WebSocket that hangs.  Refused, it fails clearly.
+    server = LiveServer("uwsgi-router-without-websockets", ECHO_APP, driver="uwsgi")
+    try:
+        server.wait_ready()
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(f"ws://127.0.0.1:{server.port}/echo", timeout=WAIT)
+        assert refused.value.status_code == 400, f"expected HTTP 400, got {refused.value!r}"
+        reason = refused.value.resp_body.decode()
+        assert "http-websockets" in reason, f"the refusal should name the fix, got {reason!r}"
     finally:
         server.close()
 

@@ -33,11 +33,10 @@ Verified against uWSGI 2.0.31 (``plugins/python/uwsgi_pymodule.c``,
 
 Through the HTTP router (``--http``) the hand-off needs ``--http-websockets``:
 only then does the router pass the client's bytes after the headers to the
-worker.  The router recognises a WebSocket only when the request says
-exactly ``Connection: Upgrade`` and ``Upgrade: websocket`` (uWSGI 2.0.31,
-``http_add_uwsgi_header``); Firefox's ``Connection: keep-alive, Upgrade`` is
-not recognised there, so browsers should reach uWSGI through nginx
-(``uwsgi_pass``) or ``--http-socket``.
+worker.  It takes a request for a WebSocket from ``Upgrade: websocket``
+with ``Sec-WebSocket-Version`` and ``-Key``, whatever ``Connection`` says
+(so Firefox's ``keep-alive, Upgrade`` works too).  Behind nginx
+(``uwsgi_pass``) nothing is needed: nginx tunnels after a 101.
 
 Refused (``detach`` returns None, the reason goes to the log once):
 
@@ -47,6 +46,10 @@ Refused (``detach`` returns None, the reason goes to the log once):
   the worker's own connection is plain.
 * uWSGI without Python threads (``uwsgi.has_threads`` false): our threads
   would never run.  Add ``--enable-threads`` or ``--threads N``.
+* a request from this instance's own HTTP router (``UWSGI_ROUTER=http``)
+  when the instance has no ``--http-websockets``: the 101 would reach the
+  client but its frames never the worker.  (A router in another instance
+  cannot be checked from here.)
 """
 from __future__ import annotations
 
@@ -123,6 +126,12 @@ def detach(environ: dict[str, Any]) -> socket.socket | None:
         _refuse(environ, "uWSGI runs without Python threads, so a handed-off WebSocket "
                          "would never be served; start uWSGI with --enable-threads or "
                          "--threads N")
+        return None
+    if (environ.get("UWSGI_ROUTER") == "http" and "http" in uwsgi.opt
+            and not any(name in uwsgi.opt for name in ("http-websockets", "http-raw-body"))):
+        _refuse(environ, "uWSGI's HTTP router (--http) runs without --http-websockets, so "
+                         "it would not pass a WebSocket's frames on to the worker; add "
+                         "http-websockets = true to the uWSGI configuration")
         return None
     fd = uwsgi.connection_fd()
     copy = os.dup(fd)

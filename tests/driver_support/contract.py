@@ -85,12 +85,15 @@ def test_connection_is_ours_alone(echo_server):
 
 
 def test_server_writes_nothing_on_the_connection(echo_server):
-    """Every byte the client receives is ours: the 101, then WebSocket frames."""
+    """Every byte the client receives is ours: the 101, then WebSocket frames.
+
+    The handshake says ``Connection: keep-alive, Upgrade``, as Firefox does.
+    """
     client = Connection(ConnectionType.CLIENT)
     key = base64.b64encode(os.urandom(16)).decode()
     with socket.create_connection(("127.0.0.1", echo_server.port), timeout=WAIT) as s:
         s.sendall(f"GET /echo HTTP/1.1\r\nHost: 127.0.0.1:{echo_server.port}\r\n"
-                  f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  f"Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
         received = b""
         while b"\r\n\r\n" not in received:

@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 #: kind -> what serves: uWSGI's three ways of taking HTTP, and waitress.
-KINDS = ("uwsgi-http-socket", "uwsgi-router", "uwsgi-http11-socket", "waitress")
+KINDS = ("uwsgi-http-socket", "uwsgi-router", "uwsgi-http11-socket", "waitress",
+         "uwsgi-router-without-websockets")  # the last one: a misconfiguration
 
 
 def free_port() -> int:
@@ -49,7 +50,8 @@ class LiveServer:
         if kind.startswith("uwsgi"):
             how = {"uwsgi-http-socket": ["--http-socket", listen],
                    "uwsgi-http11-socket": ["--http11-socket", listen],
-                   "uwsgi-router": ["--http", listen, "--http-websockets"]}.get(kind)
+                   "uwsgi-router": ["--http", listen, "--http-websockets"],
+                   "uwsgi-router-without-websockets": ["--http", listen]}.get(kind)
             if how is None:
                 raise ValueError(f"unknown server kind {kind!r}; known: {', '.join(KINDS)}")
             argv = [uwsgi_binary(), "--master", "--processes", "1",
