@@ -89,16 +89,18 @@ def _process(o: UnitOptions) -> list[Block]:
                  "main process (the master) may report.")
         command = (f"{o.prefix}/bin/uwsgi --ini {o.workdir}/uwsgi.ini --master --die-on-term "
                    f"--module {o.app}")
-        command_why = ("uwsgi.ini (in the working directory) holds the server settings.\n"
-                       "--master keeps one long-lived main process for systemd to track;\n"
-                       "--die-on-term makes SIGTERM a shutdown (without it uWSGI 2.0 takes\n"
-                       "SIGTERM as a brutal reload and a stop hangs until SIGKILL).")
+        command_why = ("uwsgi.ini (in the working directory) holds the server settings; the\n"
+                       "shipped one sets these two as well, but the unit depends on them, so\n"
+                       "they are repeated here.  --master: one long-lived main process for\n"
+                       "systemd to track.  --die-on-term: SIGTERM stops uWSGI (2.0 otherwise\n"
+                       "takes it as a brutal reload, and a stop would wait for SIGKILL).")
         reload_why = ("SIGHUP is uWSGI's graceful reload: workers finish their requests and\n"
                       "the master re-executes itself under the same PID.")
-        stop_why = (f"SIGTERM to the master only (KillMode=mixed); with --die-on-term it shuts\n"
-                    f"uWSGI down and the master stops its workers.  TimeoutStopSec is the\n"
-                    f"graceful timeout ({o.graceful_timeout:g} s, SERVER_GRACEFUL_TIMEOUT) plus a\n"
-                    f"margin; then systemd sends SIGKILL to the whole cgroup.")
+        stop_why = (f"SIGTERM to the master only (KillMode=mixed).  With --die-on-term the\n"
+                    f"master stops its workers, whose exit hook (uwsgi.atexit) closes the\n"
+                    f"Socket.IO clients; uwsgi.ini's worker-reload-mercy (SERVER_GRACEFUL_TIMEOUT,\n"
+                    f"{o.graceful_timeout:g} s) bounds that.  TimeoutStopSec is the graceful timeout\n"
+                    f"plus a margin; then systemd sends SIGKILL to the whole cgroup.")
     if o.dynamic_user:
         identity: Block = (
             ("A user allocated by systemd for the lifetime of the service: it owns\n"
@@ -121,10 +123,11 @@ def _process(o: UnitOptions) -> list[Block]:
                "start, on purpose.  Unbuffered output reaches the journal as written.")
     if gunicorn:
         env.append(("Environment", f"XDG_RUNTIME_DIR={o.runtime_dir}"))
-        env_why += ("\ngunicorn >= 25.1 opens its control socket (gunicornc) in $XDG_RUNTIME_DIR,\n"
-                    "else under $HOME, which ProtectHome= hides: point it at the runtime\n"
-                    f"directory (gunicornc -s {o.runtime_dir}/gunicorn.ctl).  Older gunicorn\n"
-                    "ignores the variable.")
+        env_why += ("\ngunicorn >= 25.1 opens a control socket (gunicornc) in $XDG_RUNTIME_DIR,\n"
+                    "else under $HOME, which ProtectHome= hides: when the configuration\n"
+                    "enables it (the shipped gunicorn.conf.py does not), it lands in the\n"
+                    f"runtime directory (gunicornc -s {o.runtime_dir}/gunicorn.ctl).  Older\n"
+                    "gunicorn ignores the variable.")
     return [
         (ready, [("Type", "notify"), ("NotifyAccess", "main")]),
         identity,

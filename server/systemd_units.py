@@ -35,15 +35,15 @@ DEFAULT_WORKDIR = "/opt/server/app"
 DEFAULT_ENV_FILE = "/etc/server/server.env"
 DEFAULT_APP = "wsgi:app"
 DEFAULT_MAX_CONNECTIONS = 10_000
+#: TimeoutStopSec = graceful_timeout + this, so systemd's SIGKILL never
+#: lands while the server is still closing clients within its own deadline
+STOP_MARGIN_SECONDS = 10
 #: descriptors per Socket.IO connection: the client socket, plus one for the
 #: outbound side of whatever the handler talks to (queue, database) at peak
 FDS_PER_CONNECTION = 2
 #: descriptors for everything else: listeners, logs, imports, the message
 #: queue's pool, the control socket, the worker heartbeat file
 FD_HEADROOM = 1024
-#: TimeoutStopSec = graceful_timeout + this, so systemd's SIGKILL never
-#: lands while the server is still closing clients within its own deadline
-STOP_MARGIN_SECONDS = 10
 #: systemd's keywords for IPAddressAllow=, besides addresses and prefixes
 IP_KEYWORDS = ("localhost", "link-local", "multicast")
 

@@ -3,8 +3,11 @@
 No systemd runs here, so the test plays its part: it binds $NOTIFY_SOCKET and
 waits for READY=1 (Type=notify), passes a listening socket as fd 3 with
 LISTEN_FDS/LISTEN_PID (server.socket), sends the ExecReload signal and then
-KillSignal, and expects a clean exit within TimeoutStopSec.  The runtime
-directory is a temporary one (systemd would mount /run/NAME).
+KillSignal, and expects a clean exit within TimeoutStopSec.  What runs is the
+real deployment: the rendered unit's ExecStart with the repository as working
+directory (its wsgi.py, gunicorn.conf.py, uwsgi.ini) and the rendered server.env
+as the environment.  The runtime directory is a temporary one (systemd would
+mount /run/NAME).
 """
 from __future__ import annotations
 
@@ -18,18 +21,13 @@ import subprocess
 import sys
 import time
 
-import gunicorn.config
 import pytest
 
 from server import cli
 
 pytestmark = pytest.mark.live
 
-APP = '''\
-def app(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"ok"]
-'''
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def unit_values(text: str, key: str) -> list[str]:
@@ -42,10 +40,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def env_file(text: str) -> dict[str, str]:
+    """NAME=value lines, as systemd's EnvironmentFile= reads them."""
+    return dict(line.split("=", 1) for line in text.splitlines()
+                if line and not line.startswith("#"))
+
+
 def get(port: int) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        conn.request("GET", "/")
+        conn.request("GET", "/healthz")
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -70,14 +74,6 @@ def wait_ready(notify: socket.socket, proc: subprocess.Popen, log: pathlib.Path)
                 f"log:\n{log.read_text()}")
 
 
-def wait_for_path(path: pathlib.Path, proc: subprocess.Popen) -> bool:
-    """True once ``path`` exists (bounded: 10 s, or until the server exits)."""
-    deadline = time.monotonic() + 10
-    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return path.exists()
-
-
 # systemd's side of socket activation: the socket as fd 3, LISTEN_PID naming the
 # server (execv keeps this process's PID), LISTEN_FDS=1
 ACTIVATE = (
@@ -95,10 +91,9 @@ def test_unit_lifecycle(tmp_path, layout):
     server = "uwsgi" if layout == "uwsgi" else "gunicorn"
     if not os.access(pathlib.Path(sys.prefix, "bin", server), os.X_OK):
         pytest.skip(f"{server} is not installed in {sys.prefix}")
-    app_dir, run_dir, home = tmp_path / "app", tmp_path / "run", tmp_path / "home"
-    for d in (app_dir, run_dir, home):
+    run_dir, home = tmp_path / "run", tmp_path / "home"
+    for d in (run_dir, home):
         d.mkdir()
-    (app_dir / "probe.py").write_text(APP)
     port = free_port()
     listener = None
     if layout == "socket":
@@ -106,17 +101,12 @@ def test_unit_lifecycle(tmp_path, layout):
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
         port = listener.getsockname()[1]
-    # minimal stand-ins for the real gunicorn.conf.py / uwsgi.ini
-    (app_dir / "gunicorn.conf.py").write_text(
-        "workers = 1\nthreads = 2\n" + ("" if listener else f"bind = ['127.0.0.1:{port}']\n"))
-    (app_dir / "uwsgi.ini").write_text(
-        f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nprocesses = 1\nthreads = 2\n")
 
     out = tmp_path / "units"
     out.mkdir()
     extra = {"gunicorn": [], "uwsgi": ["--server", "uwsgi"], "socket": ["--socket"]}[layout]
     assert cli.main(["systemd", "render", "--prefix", sys.prefix, "--user", "server",
-                     "--workdir", str(app_dir), "--app", "probe:app", *extra,
+                     "--workdir", str(REPO), "--bind", f"127.0.0.1:{port}", *extra,
                      "--out", str(out)]) == 0
     name = "server.service" if layout == "socket" else f"server-{server}.service"
     unit = (out / name).read_text()
@@ -127,7 +117,9 @@ def test_unit_lifecycle(tmp_path, layout):
 
     argv = shlex.split(local(unit_values(unit, "ExecStart")[0]))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SERVER_", "LISTEN_"))}
-    env.update(HOME=str(home), RUNTIME_DIRECTORY=str(run_dir),
+    env.update(env_file((out / "server.env").read_text()))
+    # production installs the package into the venv; here it is the checkout
+    env.update(HOME=str(home), RUNTIME_DIRECTORY=str(run_dir), PYTHONPATH=str(REPO),
                NOTIFY_SOCKET=str(tmp_path / "notify"))
     env.update(dict(local(v).split("=", 1) for v in unit_values(unit, "Environment")))
     pass_fds: tuple[int, ...] = ()
@@ -144,24 +136,17 @@ def test_unit_lifecycle(tmp_path, layout):
     notify.bind(env["NOTIFY_SOCKET"])
     log = tmp_path / "server.log"
     with open(log, "wb") as log_file:
-        proc = subprocess.Popen(argv, cwd=app_dir, env=env, stdout=log_file,
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log_file,
                                 stderr=subprocess.STDOUT, pass_fds=pass_fds,
                                 start_new_session=True)
     try:
         if listener is not None:
             listener.close()  # the server holds its own copy now, as with systemd
         wait_ready(notify, proc, log)
-        assert get(port) == (200, b"ok"), log.read_text()
-        if server == "gunicorn" and hasattr(gunicorn.config, "ControlSocket"):
-            # gunicorn >= 25.1 starts its control socket once the workers are up
-            assert wait_for_path(run_dir / "gunicorn.ctl", proc), (
-                f"gunicorn's control socket is not in the runtime directory "
-                f"($XDG_RUNTIME_DIR); log:\n{log.read_text()}")
-            assert not (home / ".gunicorn").exists(), (
-                "gunicorn wrote under $HOME, which ProtectHome= hides")
+        assert get(port)[0] == 200, log.read_text()
 
         proc.send_signal(reload_signal)  # ExecReload
-        assert get(port) == (200, b"ok"), f"not serving after reload:\n{log.read_text()}"
+        assert get(port)[0] == 200, f"not serving after reload:\n{log.read_text()}"
         assert proc.poll() is None, "the main PID must survive a reload"
 
         proc.send_signal(kill_signal)  # systemctl stop
@@ -171,8 +156,35 @@ def test_unit_lifecycle(tmp_path, layout):
             pytest.fail(f"{kill_signal.name} did not stop {server} within TimeoutStopSec="
                         f"{stop_timeout:g}; systemd would SIGKILL it. Log:\n{log.read_text()}")
         assert code == 0, f"{server} exited {code} on {kill_signal.name}:\n{log.read_text()}"
+        assert not list(home.iterdir()), (
+            f"{server} wrote {list(home.iterdir())} under $HOME, which ProtectHome= hides")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
         notify.close()
+
+
+def test_gunicorn_control_socket_follows_the_units_runtime_directory(tmp_path):
+    """gunicorn >= 25.1 defaults its control socket to $XDG_RUNTIME_DIR (else
+    $HOME/.gunicorn, hidden by ProtectHome=); the unit sets the variable.  This
+    pins that gunicorn behaviour, read at import (gunicorn/config.py)."""
+    assert cli.main(["systemd", "render", "--prefix", sys.prefix, "--user", "server",
+                     "--out", str(tmp_path)]) == 0
+    unit = (tmp_path / "server-gunicorn.service").read_text()
+    env = dict(v.split("=", 1) for v in unit_values(unit, "Environment"))
+    runtime = "/run/" + unit_values(unit, "RuntimeDirectory")[0]
+    assert env.get("XDG_RUNTIME_DIR") == runtime
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    probe = ("import gunicorn.config as c; "
+             "print(c.ControlSocket.default if hasattr(c, 'ControlSocket') else 'none')")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env={**os.environ, "XDG_RUNTIME_DIR": str(run_dir),
+                               "HOME": str(tmp_path / "home")}, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    if done.stdout.strip() == "none":
+        pytest.skip("this gunicorn has no control socket (< 25.1)")
+    assert done.stdout.strip() == str(run_dir / "gunicorn.ctl"), (
+        f"gunicorn puts its control socket at {done.stdout.strip()}, expected it in "
+        f"$XDG_RUNTIME_DIR ({run_dir}); the unit's Environment= needs updating")
