@@ -1,5 +1,7 @@
-// The demo page: chat on '/', the CPU job on '/jobs', one Engine.IO
-// connection for both (the client multiplexes namespaces).
+// The demo page: chat on '/', the CPU job on '/jobs'.  The job gets a
+// connection of its own (forceNew): the server handles the events of one
+// connection in order, so on a shared connection the chat would wait for
+// the job to finish.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -53,7 +55,7 @@ function join(newRoom) {
 
 function connect(name, firstRoom) {
   chat = io({ auth: { name } });
-  jobs = io("/jobs", { auth: { name } });
+  jobs = io("/jobs", { auth: { name }, forceNew: true });
 
   chat.on("connect", () => {
     $("login").hidden = true;
