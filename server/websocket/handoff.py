@@ -16,9 +16,9 @@
 #   Lock order: self._lock, then self._fd_lock (which only guards close
 #   against abort's shutdown, so an fd number is never shut after reuse).
 #   The registry never holds its own lock while calling into a connection.
-#   Close: close() sends a Close frame; wait() keeps reading until the
-#   peer's Close, EOF, an error or the socket timeout, then returns None.
-#   When the handler returns, _finish() waits up to close_timeout for the
+#   Close: once a Close frame is sent (close(), or 1009 for a message over
+#   the cap) or received, or the stream ends, wait() returns None and the
+#   handler winds down; _finish() then reads up to close_timeout for the
 #   peer's Close, closes the socket, leaves the registry and sets `done`.
 #   Fallback: when the driver cannot detach (TLS, gunicorn's sync worker...)
 #   the same object serves the server's own socket in the request thread,
@@ -213,14 +213,15 @@ class HandoffWebSocket:
         """Close cleanly, release the socket, leave the registry (handler thread)."""
         self.close()
         sock = self.socket
-        if sock is not None and not self._read_closed:
+        if sock is not None:
             # wait briefly for the peer's Close, so the TCP close is clean
             deadline = time.monotonic() + self._close_timeout
             try:
                 sock.settimeout(self._close_timeout)
             except OSError:
                 pass
-            while self.wait() is not None and time.monotonic() < deadline:
+            while (not self._read_closed and self._ws.state is not ConnectionState.CLOSED
+                   and time.monotonic() < deadline and self._read_more()):
                 pass
         with self._fd_lock:
             self._disposed = True
@@ -257,20 +258,27 @@ class HandoffWebSocket:
             self._write(self._ws.send(event))
 
     def wait(self) -> str | bytes | None:
-        """The next message from the peer; None once the connection is closed."""
+        """The next message from the peer; None once the connection is closing."""
         while True:
             if self._inbox:
                 return self._inbox.popleft()
-            if self._read_closed or self.socket is None:
+            if self._read_closed or self._ws.state is not ConnectionState.OPEN:
+                return None  # _finish reads the peer's Close, if it is still to come
+            if not self._read_more():
                 return None
-            try:
-                data = self.socket.recv(self._receive_bytes)
-            except OSError:  # reset, timeout, shut down by abort()
-                data = b""
-            if not data:
-                self._read_closed = True
-                return None
-            self._receive(data)
+
+    def _read_more(self) -> bool:
+        """Read and process what the peer sent; False at end of stream."""
+        assert self.socket is not None
+        try:
+            data = self.socket.recv(self._receive_bytes)
+        except OSError:  # reset, timeout, shut down by abort()
+            data = b""
+        if not data:
+            self._read_closed = True
+            return False
+        self._receive(data)
+        return True
 
     def close(self, code: int = CloseReason.NORMAL_CLOSURE, reason: str | None = None,
               timeout: float | None = None) -> None:
@@ -312,7 +320,6 @@ class HandoffWebSocket:
                             out += self._ws.send(CloseConnection(
                                 code=CloseReason.MESSAGE_TOO_BIG,
                                 reason="Message too big"))
-                            self._read_closed = True
                             break
                     elif isinstance(event, Ping):
                         if self._ws.state is ConnectionState.OPEN:
