@@ -18,16 +18,15 @@ one rate-limited warning line; nothing here raises into the WSGI server.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import unquote_plus
 
 from werkzeug.wsgi import ClosingIterator
 
 from .security_config import SecurityConfig
+from .security_http import client_key, own_origin, path_under, query_names
 from .security_limits import (
     ConnectionTally,
     HandshakeRate,
@@ -35,7 +34,7 @@ from .security_limits import (
     Reservation,
     retry_after,
 )
-from .security_origin import Origin, OriginError, parse_origin, split_host_port
+from .security_origin import OriginError, parse_origin
 from .security_proxy import ForwardedHeaderError
 
 __all__ = ["SecurityPolicy", "wrap"]
@@ -75,7 +74,7 @@ class SecurityPolicy:
     # -- called by the Engine.IO server ------------------------------------------
     def session_opened(self, sid: str, environ: Mapping[str, Any]) -> None:
         """An Engine.IO session was accepted (call after the connect handler)."""
-        client = environ.get(_CLIENT) or _client_key(environ.get("REMOTE_ADDR", ""))
+        client = environ.get(_CLIENT) or client_key(environ.get("REMOTE_ADDR", ""))
         self.tally.opened(sid, client, environ.get(_RESERVATION))
 
     def session_closed(self, sid: str) -> None:
@@ -91,7 +90,7 @@ class SecurityPolicy:
                        "refused request from trusted proxy %s: %s",
                        environ.get("REMOTE_ADDR", "?"), str(e))
             return self._refuse(environ, start_response, 400, str(e))
-        if not _path_under(environ.get("PATH_INFO", ""), self._prefix):
+        if not path_under(environ.get("PATH_INFO", ""), self._prefix):
             return self.app(environ, self._headers(environ, start_response, None))
         origin, problem = self._origin(environ)
         if problem:
@@ -103,13 +102,13 @@ class SecurityPolicy:
             refusal = self._check_length(environ)
             if refusal:
                 return self._refuse(environ, start_response, *refusal)
-        query = _query_names(environ.get("QUERY_STRING", ""))
+        query = query_names(environ.get("QUERY_STRING", ""))
         if "j" in query:
             return self._refuse(environ, start_response, 403,
                                 "JSONP polling is refused: no Origin protects it")
         reservation: Reservation | None = None
         if "sid" not in query:  # a handshake: a new session
-            client = environ[_CLIENT] = _client_key(environ.get("REMOTE_ADDR", ""))
+            client = environ[_CLIENT] = client_key(environ.get("REMOTE_ADDR", ""))
             admitted = self._admit(environ, client)
             if not isinstance(admitted, Reservation):
                 return self._refuse(environ, start_response, *admitted)
@@ -145,7 +144,7 @@ class SecurityPolicy:
             self._warn("origin", shown, "refused Origin %r on %s: %s", shown,
                        self._prefix, str(e))
             return None, f"Origin refused: {e}"
-        if cfg.allow_any or origin == _own_origin(environ) or origin in cfg.allowed:
+        if cfg.allow_any or origin == own_origin(environ) or origin in cfg.allowed:
             return text, None
         if cfg.allowed_check is not None:
             try:
@@ -160,7 +159,7 @@ class SecurityPolicy:
                     "set trusted_proxies (e.g. trusted_proxies=1)")
         self._warn("origin", shown, "refused Origin %r on %s (the server is %s): to allow "
                    "it, add %r to cors_allowed_origins%s", shown, self._prefix,
-                   _own_origin(environ) or "unknown", str(origin), hint)
+                   own_origin(environ) or "unknown", str(origin), hint)
         return None, "Origin not allowed (cross-site request refused)"
 
     def _check_length(self, environ: dict) -> tuple[int, str] | None:
@@ -219,7 +218,7 @@ class SecurityPolicy:
     def _headers(self, environ: dict, start_response: StartResponse,
                  origin: str | None) -> StartResponse:
         """start_response adding our headers; on the Socket.IO path, CORS is ours."""
-        ours = _path_under(environ.get("PATH_INFO", ""), self._prefix)
+        ours = path_under(environ.get("PATH_INFO", ""), self._prefix)
 
         def patched(status: str, headers: list, exc_info: Any = None) -> Any:
             if ours:
@@ -268,43 +267,3 @@ def wrap(socketio_wsgi_app: WSGIApp, options: Mapping[str, Any],
     ``options`` (resolved settings); unchanged when ``security_policy=False``."""
     policy = SecurityPolicy(socketio_wsgi_app, logger=logger, **options)
     return policy if policy.config.enabled else socketio_wsgi_app
-
-
-def _query_names(query: str) -> set[str]:
-    """Names with a non-empty value, as python-engineio's ``parse_qs`` sees them
-    (it drops ``sid=``: such a request is a handshake there, so it is here)."""
-    names = set()
-    for part in query.split("&"):
-        name, _, value = part.partition("=")
-        if value:
-            names.add(unquote_plus(name))
-    return names
-
-
-def _path_under(path: str, prefix: str) -> bool:
-    return path.startswith(prefix) or path == prefix[:-1]
-
-
-def _own_origin(environ: Mapping[str, Any]) -> Origin | None:
-    """This server's origin as the client addressed it (after the proxy fix)."""
-    scheme = environ.get("wsgi.url_scheme", "http")
-    host = environ.get("HTTP_HOST") or (
-        f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}")
-    try:
-        name, port = split_host_port(host, scheme)
-    except OriginError:
-        return None
-    return Origin(scheme, name, port)
-
-
-def _client_key(address: str) -> str:
-    """The unit limits apply to: an IPv4 address, or an IPv6 /64 (one site)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address or "?"
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)

@@ -21,6 +21,7 @@ import websocket
 
 import server
 from server.security import SecurityPolicy
+from server.security_sessions import report_sessions
 from tests.livesupport import serve_in_thread
 
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
@@ -34,32 +35,19 @@ BAD_ORIGINS = {
 }
 
 
-class Sessions:
-    """Feeds Engine.IO session events to the policy; lets tests wait on them."""
+class WatchedPolicy(SecurityPolicy):
+    """The policy, plus a condition tests can wait on for closed sessions."""
 
-    def __init__(self, eio, policy):
-        self.policy = policy
+    def __init__(self, app, **options):
+        super().__init__(app, **options)
         self.closed = threading.Condition()
         self.closed_count = 0
-        self._connect = eio.handlers["connect"]
-        self._disconnect = eio.handlers["disconnect"]
-        eio.on("connect", self.on_connect)
-        eio.on("disconnect", self.on_disconnect)
 
-    def on_connect(self, sid, environ):
-        accepted = self._connect(sid, environ)
-        if accepted is None or accepted is True:
-            self.policy.session_opened(sid, environ)
-        return accepted
-
-    def on_disconnect(self, sid, reason):
-        self.policy.session_closed(sid)
-        try:
-            return self._disconnect(sid, reason)
-        finally:
-            with self.closed:
-                self.closed_count += 1
-                self.closed.notify_all()
+    def session_closed(self, sid):
+        super().session_closed(sid)
+        with self.closed:
+            self.closed_count += 1
+            self.closed.notify_all()
 
     def wait_closed(self, count, timeout=30.0):
         with self.closed:
@@ -76,16 +64,16 @@ def secured(**options):
     def echo(data):
         return data
 
-    policy = SecurityPolicy(app.wsgi_app, **options)
-    sessions = Sessions(sio.server.eio, policy)
+    policy = WatchedPolicy(app.wsgi_app, **options)
+    report_sessions(sio.server.eio, policy)
     app.wsgi_app = policy
     with serve_in_thread(app) as url:
-        yield url, policy, sessions
+        yield url, policy
 
 
 @pytest.fixture(scope="module")
 def live():
-    with secured() as (url, _policy, _sessions):
+    with secured() as (url, _policy):
         yield url
 
 
@@ -140,7 +128,7 @@ def test_spoofed_forwarded_host_from_an_untrusted_client_is_ignored(live):
 
 @pytest.mark.parametrize("trusted", [1, ["127.0.0.1"]])
 def test_forwarded_host_from_a_trusted_proxy_is_honoured(trusted):
-    with secured(trusted_proxies=trusted) as (url, _, _):
+    with secured(trusted_proxies=trusted) as (url, _):
         r = requests.get(url + HANDSHAKE, headers=SPOOF, timeout=10)
     assert r.status_code == 200, (r.status_code, r.text)
     assert r.headers["Access-Control-Allow-Origin"] == "http://evil.example"
@@ -156,7 +144,7 @@ def _raw_post(url, head, body=b""):
 
 
 def test_411_and_413_are_answered_before_the_body_is_read():
-    with secured(max_http_buffer_size=1000) as (url, _, _):
+    with secured(max_http_buffer_size=1000) as (url, _):
         path = "/socket.io/?EIO=4&transport=polling&sid=nosuch"
         chunked = _raw_post(url, f"POST {path} HTTP/1.1\r\nHost: x\r\n"
                                  "Transfer-Encoding: chunked\r\n")
@@ -167,7 +155,7 @@ def test_411_and_413_are_answered_before_the_body_is_read():
 
 
 def test_handshake_rate_limit_is_429_with_retry_after():
-    with secured(handshake_rate=0.5, handshake_burst=2) as (url, _, _):
+    with secured(handshake_rate=0.5, handshake_burst=2) as (url, _):
         codes = [requests.get(url + HANDSHAKE, timeout=10) for _ in range(3)]
     assert [r.status_code for r in codes] == [200, 200, 429]
     assert codes[2].headers["Retry-After"] == "2"
@@ -176,18 +164,18 @@ def test_handshake_rate_limit_is_429_with_retry_after():
 @pytest.mark.parametrize("cap, status", [("max_connections_per_ip", 429),
                                          ("max_connections", 503)])
 def test_connection_caps_count_open_sessions(cap, status):
-    with secured(**{cap: 2}) as (url, policy, sessions):
+    with secured(**{cap: 2}) as (url, policy):
         clients = [socketio.SimpleClient() for _ in range(2)]
         for c in clients:
             c.connect(url, transports=["polling"])
         refused = requests.get(url + HANDSHAKE, timeout=10)
         clients[0].disconnect()
-        sessions.wait_closed(1)
+        policy.wait_closed(1)
         again = socketio.SimpleClient()
         again.connect(url, transports=["websocket"])
         again.disconnect()
         clients[1].disconnect()
-        sessions.wait_closed(3)
+        policy.wait_closed(3)
         counts = policy.tally.counts()
     assert refused.status_code == status, (refused.status_code, refused.text)
     assert counts == (0, 0), f"every slot returned after the sessions closed, got {counts}"
@@ -218,7 +206,7 @@ def test_flood_of_malformed_posts_leaves_the_server_serving(caplog):
                 acked.append(client.call("echo", i, timeout=20))
         done.set()
 
-    with caplog.at_level(logging.WARNING), secured(**options) as (url, _, _):
+    with caplog.at_level(logging.WARNING), secured(**options) as (url, _):
         good = threading.Thread(target=well_behaved, args=(url,))
         good.start()
         sid = json.loads(requests.get(url + HANDSHAKE, timeout=10).text[1:])["sid"]
