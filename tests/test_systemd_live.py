@@ -12,9 +12,12 @@ mount /run/NAME).
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import pathlib
+import resource
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -74,16 +77,85 @@ def wait_ready(notify: socket.socket, proc: subprocess.Popen, log: pathlib.Path)
                 f"log:\n{log.read_text()}")
 
 
-# systemd's side of socket activation: the socket as fd 3, LISTEN_PID naming the
-# server (execv keeps this process's PID), LISTEN_FDS=1
-ACTIVATE = (
-    "import os, sys\n"
-    "fd = int(sys.argv[1])\n"
-    "os.dup2(fd, 3)\n"
-    "os.close(fd)\n"
-    "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1')\n"
-    "os.execv(sys.argv[2], sys.argv[2:])\n"
-)
+# What systemd does between fork and exec, for the parts a process can do to
+# itself: the listening socket as fd 3 with LISTEN_PID naming the server (execv
+# keeps this PID) and LISTEN_FDS=1; LimitNOFILE; NoNewPrivileges;
+# MemoryDenyWriteExecute (PR_SET_MDWE, Linux >= 6.3: the kernel's form of the
+# same rule); SystemCallFilter as a seccomp allow-list through libseccomp, with
+# SystemCallErrorNumber=EPERM for the rest.
+LAUNCH = """\
+import ctypes, errno, json, os, resource, sys
+spec, argv = json.loads(sys.argv[1]), sys.argv[2:]
+if spec["fd"] is not None:
+    os.dup2(spec["fd"], 3)
+    os.close(spec["fd"])
+    os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1")
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+n = spec["nofile"] if hard == resource.RLIM_INFINITY else min(spec["nofile"], hard)
+resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+libc = ctypes.CDLL(None, use_errno=True)
+def prctl(option, value, what):
+    if libc.prctl(option, value, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), what)
+prctl(38, 1, "PR_SET_NO_NEW_PRIVS")
+if spec["mdwe"]:
+    prctl(65, 1, "PR_SET_MDWE")
+if spec["syscalls"] is not None:
+    lib = ctypes.CDLL("libseccomp.so.2")
+    lib.seccomp_init.restype = ctypes.c_void_p
+    lib.seccomp_init.argtypes = [ctypes.c_uint32]
+    lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+    lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
+                                     ctypes.c_uint]
+    lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    ctx = lib.seccomp_init(0x00050000 | errno.EPERM)
+    for name in spec["syscalls"]:
+        nr = lib.seccomp_syscall_resolve_name(name.encode())
+        if nr >= 0 and lib.seccomp_rule_add(ctx, 0x7FFF0000, nr, 0) != 0:
+            raise OSError(f"seccomp_rule_add({name})")
+    if lib.seccomp_load(ctx) != 0:
+        raise OSError("seccomp_load")
+os.execv(argv[0], argv)
+"""
+
+
+def syscall_groups() -> dict[str, list[str]] | None:
+    """systemd's syscall groups (@system-service...) as systemd-analyze lists them."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        return None
+    done = subprocess.run([analyze, "syscall-filter"], capture_output=True, text=True,
+                          timeout=60, check=True)
+    groups: dict[str, list[str]] = {}
+    current = None
+    for line in done.stdout.splitlines():
+        if line.startswith("@"):
+            current = groups.setdefault(line.strip(), [])
+        elif current is not None and line.startswith("    ") and not line.strip().startswith("#"):
+            current.append(line.strip())
+    return groups
+
+
+def allowed_syscalls(unit: str) -> list[str] | None:
+    """The allow-list the unit's SystemCallFilter= lines give, in systemd's order:
+    the first (positive) line sets it, ~ lines remove, later lines add back."""
+    groups = syscall_groups()
+    if groups is None:
+        return None
+
+    def expand(items: str) -> set[str]:
+        out: set[str] = set()
+        for item in items.split():
+            out |= expand(" ".join(groups[item])) if item.startswith("@") else {item}
+        return out
+
+    allowed: set[str] = set()
+    for value in unit_values(unit, "SystemCallFilter"):
+        if value.startswith("~"):
+            allowed -= expand(value[1:])
+        else:
+            allowed |= expand(value)
+    return sorted(allowed)
 
 
 @pytest.mark.parametrize("layout", ["gunicorn", "uwsgi", "socket"])
@@ -122,11 +194,12 @@ def test_unit_lifecycle(tmp_path, layout):
     env.update(HOME=str(home), RUNTIME_DIRECTORY=str(run_dir), PYTHONPATH=str(REPO),
                NOTIFY_SOCKET=str(tmp_path / "notify"))
     env.update(dict(local(v).split("=", 1) for v in unit_values(unit, "Environment")))
-    pass_fds: tuple[int, ...] = ()
-    if listener is not None:
-        fd = listener.fileno()
-        pass_fds = (fd,)
-        argv = [sys.executable, "-c", ACTIVATE, str(fd), *argv]
+    assert unit_values(unit, "SystemCallErrorNumber") == ["EPERM"]
+    fd = listener.fileno() if listener is not None else None
+    spec = {"fd": fd, "nofile": int(unit_values(unit, "LimitNOFILE")[0]),
+            "mdwe": unit_values(unit, "MemoryDenyWriteExecute") == ["yes"],
+            "syscalls": allowed_syscalls(unit)}
+    argv = [sys.executable, "-c", LAUNCH, json.dumps(spec), *argv]
     assert unit_values(unit, "ExecReload") == ["/bin/kill -HUP $MAINPID"]
     reload_signal = signal.SIGHUP
     kill_signal = getattr(signal, unit_values(unit, "KillSignal")[0])
@@ -137,7 +210,7 @@ def test_unit_lifecycle(tmp_path, layout):
     log = tmp_path / "server.log"
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log_file,
-                                stderr=subprocess.STDOUT, pass_fds=pass_fds,
+                                stderr=subprocess.STDOUT, pass_fds=() if fd is None else (fd,),
                                 start_new_session=True)
     try:
         if listener is not None:
@@ -156,6 +229,9 @@ def test_unit_lifecycle(tmp_path, layout):
             pytest.fail(f"{kill_signal.name} did not stop {server} within TimeoutStopSec="
                         f"{stop_timeout:g}; systemd would SIGKILL it. Log:\n{log.read_text()}")
         assert code == 0, f"{server} exited {code} on {kill_signal.name}:\n{log.read_text()}"
+        blocked = [line for line in log.read_text().splitlines()
+                   if "Operation not permitted" in line or "EPERM" in line]
+        assert not blocked, "the sandbox blocked a call:\n" + "\n".join(blocked)
         assert not list(home.iterdir()), (
             f"{server} wrote {list(home.iterdir())} under $HOME, which ProtectHome= hides")
     finally:
@@ -188,3 +264,46 @@ def test_gunicorn_control_socket_follows_the_units_runtime_directory(tmp_path):
     assert done.stdout.strip() == str(run_dir / "gunicorn.ctl"), (
         f"gunicorn puts its control socket at {done.stdout.strip()}, expected it in "
         f"$XDG_RUNTIME_DIR ({run_dir}); the unit's Environment= needs updating")
+
+
+def test_launcher_enforces_the_units_sandbox(tmp_path):
+    """The lifecycle test's sandbox is real: a process under it cannot call
+    nice() (@resources), chown() (@privileged) or map write+execute memory."""
+    assert cli.main(["systemd", "render", "--prefix", sys.prefix, "--user", "server",
+                     "--out", str(tmp_path)]) == 0
+    unit = (tmp_path / "server-gunicorn.service").read_text()
+    syscalls = allowed_syscalls(unit)
+    if syscalls is None:
+        pytest.skip("systemd-analyze not installed (Debian package: systemd)")
+    spec = {"fd": None, "nofile": int(unit_values(unit, "LimitNOFILE")[0]), "mdwe": True,
+            "syscalls": syscalls}
+    probe = (
+        "import mmap, os, resource\n"
+        "def attempt(f):\n"
+        "    try:\n"
+        "        f()\n"
+        "        return 'allowed'\n"
+        "    except (OSError, PermissionError) as e:\n"
+        "        return type(e).__name__ + ':' + str(e.errno)\n"
+        "print('nice', attempt(lambda: os.nice(1)))\n"
+        "print('chown', attempt(lambda: os.chown('.', os.getuid(), os.getgid())))\n"
+        "wx = mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC\n"
+        "print('wx', attempt(lambda: mmap.mmap(-1, 4096, prot=wx)))\n"
+        "print('nofile', resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", LAUNCH, json.dumps(spec), sys.executable,
+                           "-c", probe], capture_output=True, text=True, timeout=60,
+                          check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    seen = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert seen["nice"].endswith(":1"), f"nice() under the filter: {seen['nice']}, expected EPERM"
+    assert seen["chown"].endswith(":1"), f"chown() under the filter: {seen['chown']}, expected EPERM"
+    get_mdwe = "import ctypes; print(ctypes.CDLL(None).prctl(66, 0, 0, 0, 0))"
+    mdwe = subprocess.run([sys.executable, "-c", get_mdwe], capture_output=True, text=True,
+                          timeout=60, check=False)
+    if mdwe.stdout.strip() != "-1":  # PR_GET_MDWE works: Linux >= 6.3
+        assert seen["wx"] != "allowed", "write+execute memory was allowed under MDWE"
+    limit = int(unit_values(unit, "LimitNOFILE")[0])
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    expected = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    assert int(seen["nofile"]) == expected, f"RLIMIT_NOFILE {seen['nofile']}, expected {expected}"
