@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -165,3 +166,12 @@ def test_queue_log_counts_what_it_held_back(caplog):
 def test_the_queue_manager_uses_queue_log():
     emitter = SocketIO(message_queue="redis://127.0.0.1:1/0")
     assert isinstance(emitter.server.manager.logger, QueueLog)
+
+
+# -- the docs quote the shipped nginx config -----------------------------------------
+def test_docs_quote_the_shipped_nginx_config_verbatim():
+    root = Path(__file__).resolve().parent.parent
+    shipped = (root / "deploy" / "nginx" / "socketio.conf").read_text()
+    doc = (root / "docs" / "nginx.md").read_text()
+    assert "```nginx\n" + shipped + "```" in doc, (
+        "docs/nginx.md must include deploy/nginx/socketio.conf verbatim: paste it again")
