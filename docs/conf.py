@@ -12,11 +12,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # `server`
 
-from server import __version__  # noqa: E402
+from server import __version__
 
 project = "server"
 author = "the server authors"
-copyright = "the server authors"  # noqa: A001 - Sphinx's name for it
+copyright = "the server authors"
 version = release = __version__
 
 extensions = ["myst_parser"]

@@ -63,6 +63,19 @@ def test_presence_follows_join_leave_and_disconnect(app):
     assert names_in(events(alice, "presence")[-1]) == ["alice"]
 
 
+def test_a_client_may_be_in_a_bounded_number_of_rooms(app):
+    from server.demo.chat import MAX_ROOMS
+
+    alice = client(app)
+    for n in range(MAX_ROOMS):
+        assert alice.emit("join", f"room{n}", callback=True) == {"room": f"room{n}"}
+    assert alice.emit("join", "room0", callback=True) == {"room": "room0"}  # already in it
+    assert alice.emit("join", "one-more", callback=True) == {
+        "error": f"you are in {MAX_ROOMS} rooms already: leave one first"}
+    alice.emit("leave", "room0", callback=True)
+    assert alice.emit("join", "one-more", callback=True) == {"room": "one-more"}
+
+
 def test_messages_are_acknowledged_and_reach_the_room_only(app):
     alice, bob, carol = client(app, "alice"), client(app, "bob"), client(app, "carol")
     alice.emit("join", "lobby", callback=True)

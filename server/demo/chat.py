@@ -18,6 +18,9 @@ from .validate import (
     room_name,
 )
 
+#: rooms one connection may be in at once (each costs server memory)
+MAX_ROOMS = 8
+
 if TYPE_CHECKING:  # pragma: no cover
     from server import SocketIO
 
@@ -42,6 +45,9 @@ def register(socketio: SocketIO, presence: Presence, clock: Clock) -> None:
     @socketio.on("join")
     def join(room: Any) -> dict[str, Any]:
         room = room_name(room)
+        joined = [r for r in rooms() if r != request.sid]  # every client is in its own room
+        if room not in joined and len(joined) >= MAX_ROOMS:
+            raise BadInput(f"you are in {MAX_ROOMS} rooms already: leave one first")
         join_room(room)
         presence.join(room, request.sid)
         announce(room)
