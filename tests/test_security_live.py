@@ -234,3 +234,17 @@ def test_malformed_socketio_json_gets_no_traceback(live, caplog):
         status = requests.post(path, data=b'42["echo", {bad', timeout=10).status_code
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
     assert 400 <= status < 500, status
+
+
+def test_allow_listed_origin_accepted_on_both_transports():
+    with secured(cors_allowed_origins=["https://app.example"]) as (url, _):
+        r = requests.get(url + HANDSHAKE, headers={"Origin": "https://app.example"},
+                         timeout=10)
+        ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        ws = websocket.create_connection(ws_url, origin="https://app.example", timeout=10)
+        try:
+            opened = ws.recv()
+        finally:
+            ws.close()
+    assert r.status_code == 200 and r.headers["Access-Control-Allow-Credentials"] == "true"
+    assert opened.startswith("0{"), opened
