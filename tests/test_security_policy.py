@@ -7,6 +7,8 @@ import io
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from werkzeug.test import Client
 
 from server.errors import ConfigurationError
@@ -309,3 +311,35 @@ def test_refusal_hints_at_trusted_proxies_when_forwarded_headers_were_dropped(ca
         r = get(client, origin="https://localhost", headers={"X-Forwarded-Proto": "https"})
     assert r.status_code == 403
     assert "trusted_proxies" in caplog.text, caplog.text
+
+
+header_text = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=255), max_size=80)
+
+
+FUZZED = {str(trusted): SecurityPolicy(Recorder(), trusted_proxies=trusted, handshake_rate=None,
+                                      max_connections_per_ip=None, max_connections=10**6)
+          for trusted in (None, 1, ["127.0.0.1"])}
+
+
+@settings(max_examples=200, deadline=None)
+@given(origin=st.none() | header_text, host=header_text, query=header_text,
+       length=st.none() | header_text, forwarded=st.none() | header_text,
+       method=st.sampled_from(["GET", "POST", "OPTIONS", "PUT"]),
+       trusted=st.sampled_from([None, 1, ["127.0.0.1"]]))
+def test_any_header_values_get_an_answer_below_500(origin, host, query, length, forwarded,
+                                                   method, trusted):
+    policy = FUZZED[str(trusted)]
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": "/socket.io/", "QUERY_STRING": query,
+               "HTTP_HOST": host, "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1",
+               "SERVER_NAME": "localhost", "SERVER_PORT": "80"}
+    for key, value in (("HTTP_ORIGIN", origin), ("CONTENT_LENGTH", length),
+                       ("HTTP_X_FORWARDED_FOR", forwarded),
+                       ("HTTP_X_FORWARDED_HOST", forwarded),
+                       ("HTTP_X_FORWARDED_PROTO", forwarded)):
+        if value is not None:
+            environ[key] = value
+    statuses = []
+    body = policy(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    list(body)
+    getattr(body, "close", lambda: None)()
+    assert statuses and int(statuses[0][:3]) < 500, statuses
