@@ -7,10 +7,15 @@ core (python-engineio); the tests below are waitress's own.
 """
 from __future__ import annotations
 
+import base64
+import os
+import socket
 from importlib.metadata import version
 
 import pytest
 import websocket
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import TextMessage
 
 from tests.driver_support.contract import (  # noqa: F401 - collected by pytest
     ECHO_APP,
@@ -84,3 +89,36 @@ def test_request_lookahead_is_refused_with_the_setting_named():
         assert server.get("/ping") == b"pong"  # the server is fine otherwise
     finally:
         server.close()
+
+
+def test_a_frame_sent_before_the_101_is_never_lost_silently(echo_server):
+    # a client that does not wait for the 101: if waitress read the frame
+    # along with the request, the hand-off is refused (400 with the reason);
+    # if not, the frame is still in the connection and gets echoed
+    client = Connection(ConnectionType.CLIENT)
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection(("127.0.0.1", echo_server.port), timeout=WAIT) as s:
+        s.sendall(f"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
+                  + client.send(TextMessage(data="early")))
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = s.recv(65536)
+            assert chunk, f"connection closed after {received!r}"
+            received += chunk
+        head, _, rest = received.partition(b"\r\n\r\n")
+        if head.startswith(b"HTTP/1.1 400"):
+            assert b"before the 101" in rest or b"before the 101" in s.recv(65536), \
+                f"a refusal should say why, got {received!r}"
+            return
+        assert head.startswith(b"HTTP/1.1 101"), f"expected 101 or 400, got {head!r}"
+        while True:
+            client.receive_data(rest)
+            events = list(client.events())
+            if events:
+                break
+            rest = s.recv(65536)
+            assert rest, "connection closed before the early frame was echoed"
+        assert isinstance(events[0], TextMessage) and events[0].data == "early", \
+            f"expected the early frame echoed, got {events!r}"

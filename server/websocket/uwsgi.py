@@ -38,6 +38,10 @@ with ``Sec-WebSocket-Version`` and ``-Key``, whatever ``Connection`` says
 (so Firefox's ``keep-alive, Upgrade`` works too).  Behind nginx
 (``uwsgi_pass``) nothing is needed: nginx tunnels after a 101.
 
+Not detectable here: a client that sends frames before it has the 101
+(RFC 6455 forbids it; browsers and python-engineio never do) may have them
+read into uWSGI's request buffer, where they are lost to us.
+
 Refused (``detach`` returns None, the reason goes to the log once):
 
 * TLS terminated by uWSGI itself (``--https-socket``, ``--suwsgi-socket``,

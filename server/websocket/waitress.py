@@ -77,6 +77,9 @@ def detach(environ: dict[str, Any]) -> socket.socket | None:
                          "read the connection while the app runs, so a WebSocket cannot "
                          "be handed off; set channel_request_lookahead=0 (the default)")
         return None
+    if channel.socket is None:
+        _refuse(environ, "waitress has already closed this connection")
+        return None
     if isinstance(channel.socket, ssl.SSLSocket):
         _refuse(environ, "waitress terminates TLS here and a TLS socket cannot be "
                          "handed off; terminate TLS in a proxy in front of waitress")
