@@ -198,6 +198,8 @@ def test_two_browsers_chat_over_websocket(demo_url, browsers):
     _wait_for(alice, "the job's result",
               lambda d: "3,001,134 primes below 50,000,000" in _text(d, "job-result"))
     _wait_for(alice, "the round-trip meter", lambda d: _text(d, "rtt").endswith(" ms"))
+    progress = alice.find_element(By.ID, "job-progress").get_attribute("value")
+    assert float(progress) == 1.0, f"the progress bar ended at {progress}, expected 1"
 
     problems = [e["message"] for d in (alice, bob) for e in d.get_log("browser")
                 if e["level"] == "SEVERE"]
