@@ -466,13 +466,15 @@ class SocketIO:
         if self.server is None:
             return
         eio = self.server.eio
+        # WebSockets first, so that they get 1001 (going away) rather than the
+        # 1000 an Engine.IO close would make their writer send
+        eio.websockets.close_all(code=1001, reason=reason, timeout=timeout)
         for socket in list(eio.sockets.values()):
             try:
                 socket.close(wait=False, abort=False,
                              reason=eio.reason.SERVER_DISCONNECT)
             except Exception:  # a socket closing on its own meanwhile
                 log.debug("closing %s failed", socket.sid, exc_info=True)
-        eio.websockets.close_all(code=1001, reason=reason, timeout=timeout)
         self.server.shutdown()
 
     def start_background_task(self, target: Callable, *args: Any, **kwargs: Any) -> Any:
