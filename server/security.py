@@ -25,7 +25,7 @@ from typing import Any
 
 from werkzeug.wsgi import ClosingIterator
 
-from .security_config import SecurityConfig
+from .security_config import SecurityConfig, policy_options
 from .security_http import client_key, own_origin, path_under, query_names
 from .security_limits import (
     ConnectionTally,
@@ -264,6 +264,8 @@ class SecurityPolicy:
 def wrap(socketio_wsgi_app: WSGIApp, options: Mapping[str, Any],
          logger: logging.Logger | None = None) -> WSGIApp:
     """``socketio_wsgi_app`` behind a :class:`SecurityPolicy` built from
-    ``options`` (resolved settings); unchanged when ``security_policy=False``."""
-    policy = SecurityPolicy(socketio_wsgi_app, logger=logger, **options)
+    ``options``, a resolved settings dict (names the policy does not read,
+    such as ``logger`` or ``json``, are left out); unchanged when
+    ``security_policy=False``."""
+    policy = SecurityPolicy(socketio_wsgi_app, logger=logger, **policy_options(options))
     return policy if policy.config.enabled else socketio_wsgi_app

@@ -17,8 +17,15 @@ from .security_origin import Origin, OriginError, parse_origin
 from .security_proxy import ProxyTrust
 
 # options read from outside the security scope
-_CORE = ("cors_allowed_origins", "cors_credentials", "max_http_buffer_size",
+CORE_OPTIONS = ("cors_allowed_origins", "cors_credentials", "max_http_buffer_size",
          "max_connections", "path", "resource")
+
+
+def policy_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a resolved settings dict the policy reads."""
+    return {name: value for name, value in options.items()
+            if name in CORE_OPTIONS or (name in _settings.BY_NAME
+                                        and _settings.BY_NAME[name].scope == "security")}
 
 
 def _default(name: str) -> Any:
@@ -48,7 +55,7 @@ class SecurityConfig:
             setting = _settings.BY_NAME.get(name)
             if setting is None:
                 raise _settings.unknown_option_error(name)
-            if setting.scope == "security" or name in _CORE:
+            if setting.scope == "security" or name in CORE_OPTIONS:
                 setting.validate(value)
 
         def get(name: str) -> Any:
@@ -63,7 +70,10 @@ class SecurityConfig:
                 "cors_allowed_origins='*' / allow_any_origin=True: any web site could "
                 "then act as the signed-in user. Fix: list the origins you trust in "
                 "cors_allowed_origins, or pass cors_credentials=False")
-        max_connections = get("max_connections")
+        # a server-scope setting: the application may not pass it, the
+        # environment (SERVER_MAX_CONNECTIONS) still counts
+        max_connections = options.get("max_connections",
+                                      _settings.server_value("max_connections"))
         path = (options.get("path") or options.get("resource") or "socket.io").strip("/")
         burst = get("handshake_burst")
         return cls(

@@ -343,3 +343,17 @@ def test_any_header_values_get_an_answer_below_500(origin, host, query, length, 
     list(body)
     getattr(body, "close", lambda: None)()
     assert statuses and int(statuses[0][:3]) < 500, statuses
+
+
+def test_wrap_takes_a_whole_resolved_settings_dict():
+    from server import settings as server_settings
+
+    options = server_settings.resolve(
+        {"logger": True, "json": None, "ping_timeout": 5, "path": "/chat.io/",
+         "cors_allowed_origins": ["https://app.example"], "handshake_burst": 1},
+        scopes=("extension", "socketio", "security"), environ={})
+    policy = wrap(Recorder(), options, logging.getLogger("test"))
+    assert policy.config.path == "chat.io" and policy.config.handshake_burst == 1
+    client = Client(policy)
+    assert get(client, "/chat.io/?EIO=4&transport=polling",
+               origin="https://evil.example").status_code == 403
