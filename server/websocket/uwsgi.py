@@ -22,10 +22,11 @@ Verified against uWSGI 2.0.31 (``plugins/python/uwsgi_pymodule.c``,
   ``proto_close``: ``close(fd)`` for the uwsgi, http and https protocols;
   ``--http11-socket`` instead keeps the descriptor to read a next request.
   Neither calls shutdown().  We put /dev/null under uWSGI's descriptor
-  number (not a peer-less socket as for gunicorn: uWSGI's workers log every
-  SIGPIPE, and a write error too): the header write succeeds into nothing,
-  the access log shows 101 instead of the 500 uWSGI logs for a request
-  without start_response, and a keep-alive read sees end-of-file.
+  number, not a peer-less socket as for gunicorn (on which uWSGI logs
+  "uwsgi_response_write_headers_do(): Broken pipe" for every WebSocket):
+  the header write succeeds into nothing, the access log shows 101 (not
+  the 500 uWSGI logs for a request without start_response), and a
+  keep-alive read sees end-of-file.
 * The request is over as soon as the app returns, so ``harakiri`` and the
   request-time accounting see a short request; the WebSocket lives on in
   this worker (it ends when the worker does: reload, max-requests,
