@@ -110,10 +110,10 @@ def test_own_origin_accepted_on_polling_and_websocket(live):
         ws.close()
 
 
-@pytest.mark.parametrize("transport", ["polling", "websocket"])
-def test_python_socketio_client_without_origin_round_trips(live, transport):
+@pytest.mark.parametrize("transports", [["polling"], ["websocket"], ["polling", "websocket"]])
+def test_python_socketio_client_without_origin_round_trips(live, transports):
     with socketio.SimpleClient() as client:
-        client.connect(live, transports=[transport])
+        client.connect(live, transports=transports)
         assert client.call("echo", {"n": 1}, timeout=10) == {"n": 1}
 
 
