@@ -1,6 +1,6 @@
 """Beyond one process, live: real nginx (ip_hash) in front of two gunicorn
-instances sharing a real Redis; ``gunicorn -w 2`` in WebSocket-only mode; Redis
-stopped and restarted under traffic.
+instances sharing a real Redis; ``gunicorn -w 2`` and uWSGI ``--processes 2`` in
+WebSocket-only mode; Redis stopped and restarted under traffic.
 
 Needs the Debian packages nginx-light (or nginx) and redis-server.  Every
 server listens on 127.0.0.1 on a free port and is stopped by its PID.  nginx's
@@ -77,6 +77,38 @@ class Gunicorn:
     def stop(self) -> None:
         _stop(self.proc)
         self._log.close()
+
+
+class UWSGI:
+    """uWSGI with ``processes`` workers serving tests/test_scaling_app.py; stopped by PID.
+
+    No SERVER_WORKERS: the app reads uWSGI's process count itself.
+    """
+
+    def __init__(self, queue_url: str, channel: str, workdir: Path, processes: int) -> None:
+        exe = shutil.which("uwsgi", path=str(Path(sys.executable).parent))
+        if exe is None:
+            raise RuntimeError("uwsgi is not installed in this venv: pip install 'uwsgi>=2.0.28'")
+        (workdir / "scaling_uwsgi_app.py").write_text(
+            "from test_scaling_app import create_app\n\napp = create_app()\n")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SERVER_")}
+        env.update(PYTHONUNBUFFERED="1", VIRTUAL_ENV=sys.prefix, SCALING_INSTANCE="u",
+                   SERVER_MESSAGE_QUEUE=queue_url, SERVER_CHANNEL=channel)
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
+        self.proc = subprocess.Popen(
+            [exe, "--master", "--processes", str(processes), "--threads", "8",
+             "--enable-threads", "--lazy-apps", "--single-interpreter", "--die-on-term",
+             "--need-app", "--worker-reload-mercy", "5", "--reload-mercy", "5",
+             "--http-socket", f"127.0.0.1:{self.port}",
+             "--pythonpath", str(ROOT), "--pythonpath", str(ROOT / "tests"),
+             "--pythonpath", str(workdir), "--module", "scaling_uwsgi_app:app"],
+            cwd=workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    wait_ready = Gunicorn.wait_ready
+    output = Gunicorn.output
+    stop = Gunicorn.stop
 
 
 class Nginx:
@@ -407,11 +439,11 @@ def test_redis_restart_keeps_local_traffic_and_resumes_cross_instance(cluster, r
 
 
 # -- gunicorn -w 2, no sticky sessions ------------------------------------------------
-def test_two_workers_websocket_only_share_broadcasts(redis):
-    server = Gunicorn(redis.url, "scaling-workers", "w", workers=2)
+def check_two_workers_share_traffic(server) -> None:
+    """WebSocket clients on both workers of ``server`` get every broadcast and room
+    emit exactly once; a polling request gets the explaining 400."""
     clients: list[Client] = []
     try:
-        server.wait_ready()
         pids: dict[int, list[Client]] = defaultdict(list)
         for n in range(24):  # bounded: until both workers have clients
             client = Client(server.url, ["websocket"], name=f"c{n}")
@@ -447,6 +479,23 @@ def test_two_workers_websocket_only_share_broadcasts(redis):
     finally:
         for client in clients:
             client.close()
+
+
+def test_two_gunicorn_workers_websocket_only_share_broadcasts(redis):
+    server = Gunicorn(redis.url, "scaling-workers", "w", workers=2)
+    try:
+        server.wait_ready()
+        check_two_workers_share_traffic(server)
+    finally:
+        server.stop()
+
+
+def test_two_uwsgi_processes_websocket_only_share_broadcasts(redis, tmp_path):
+    server = UWSGI(redis.url, "scaling-uwsgi", tmp_path, processes=2)
+    try:
+        server.wait_ready()
+        check_two_workers_share_traffic(server)
+    finally:
         server.stop()
 
 
