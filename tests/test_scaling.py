@@ -136,6 +136,34 @@ def test_unknown_session_with_a_queue_says_sticky_sessions(redis_url):
         assert "sticky sessions" in r.text and "nosuchsid" in r.text, r.text
 
 
+# -- the queue down: local delivery goes on ------------------------------------------
+def test_local_clients_are_served_with_the_queue_unreachable(caplog):
+    """python-socketio's PubSubManager delivers in this process before publishing
+    (docs/scaling.md relies on it): with nothing listening at the queue's
+    address, a broadcast still reaches this process's clients."""
+    app = Flask(__name__)
+    socketio = SocketIO(app, message_queue="redis://127.0.0.1:1/0", channel="nowhere")
+
+    @socketio.on("shout")
+    def shout(data):
+        socketio.emit("heard", data)
+
+    with caplog.at_level(logging.ERROR, logger="server.queue"):
+        one = socketio.test_client(app)
+        two = socketio.test_client(app)
+        for n in range(5):
+            one.emit("shout", n)
+        for client in (one, two):
+            got = [p["args"][0] for p in client.get_received() if p["name"] == "heard"]
+            assert got == [0, 1, 2, 3, 4], f"local delivery with the queue down: got {got}"
+        one.disconnect()
+        two.disconnect()
+    publish_lines = [r for r in caplog.records if "Cannot publish" in r.getMessage()]
+    assert 1 <= len(publish_lines) <= 2, (
+        f"5 failed publishes should be logged once, got "
+        f"{[r.getMessage() for r in publish_lines]}")
+
+
 # -- the queue's log ---------------------------------------------------------------
 def test_queue_log_says_each_problem_once_with_its_cause(caplog):
     log = QueueLog(logging.getLogger("server.queue.test"), interval=60.0)
