@@ -7,7 +7,7 @@ flags still win over this file.  Check it with
 """
 import os
 
-from server.runner_hooks import close_connections
+from server.runner_hooks import close_at_worker_exit, close_first_on_sigterm
 from server.settings import server_value
 
 # -- Processes ---------------------------------------------------------------
@@ -79,20 +79,31 @@ def post_fork(server, worker):
 
 
 # -- Graceful shutdown hooks -------------------------------------------------
+def post_worker_init(worker):
+    """On SIGTERM, close the clients first, then let gunicorn stop gracefully.
+
+    gunicorn's gthread worker waits for in-flight requests before it exits,
+    and a long-poll is in flight for up to ping_interval (25 s): closing the
+    Socket.IO sessions first answers those polls at once and sends every
+    WebSocket its close frame while the worker still runs.
+    """
+    close_first_on_sigterm(worker)
+
+
 def worker_exit(server, worker):
-    """SIGTERM / HUP: after in-flight requests, close every client properly.
+    """Worker leaving: every client closed properly before the process ends.
 
     WebSockets get a close frame (1001 going away) and polling sessions an
     Engine.IO close, so clients reconnect at once (to the restarted server)
     instead of waiting for a ping timeout.  Runs in the worker process,
     where the app lives.
     """
-    close_connections(worker.wsgi, reason="server shutting down")
+    close_at_worker_exit(worker)
 
 
 def worker_int(worker):
     """SIGINT / SIGQUIT (quick shutdown, Ctrl-C): the same, bounded to one second."""
-    close_connections(worker.wsgi, reason="server interrupted", timeout=1.0)
+    close_at_worker_exit(worker, reason="server interrupted", timeout=1.0)
 
 
 def on_exit(server):

@@ -17,17 +17,17 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from .runner_hooks import close_connections
+from .runner_hooks import close_at_worker_exit, close_first_on_sigterm
 
 log = logging.getLogger("server")
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
-    close_connections(worker.wsgi, reason="server shutting down")
+    close_at_worker_exit(worker)
 
 
 def _worker_int(worker: Any) -> None:
-    close_connections(worker.wsgi, reason="server interrupted", timeout=1.0)
+    close_at_worker_exit(worker, reason="server interrupted", timeout=1.0)
 
 
 class EmbeddedGunicorn(BaseApplication):
@@ -58,6 +58,7 @@ def options_for(plan: Any) -> dict[str, Any]:
         "graceful_timeout": max(1, round(plan.graceful_timeout)),  # gunicorn wants whole seconds
         "errorlog": "-",
         "accesslog": "-" if plan.log_output else None,
+        "post_worker_init": close_first_on_sigterm,
         "worker_exit": _worker_exit,
         "worker_int": _worker_int,
         # no control socket at a shared default path: two run() apps would collide

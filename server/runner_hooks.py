@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
+import threading
 from typing import Any
 
 from .settings import server_value
@@ -45,6 +47,45 @@ def close_connections(wsgi: Any, reason: str, timeout: float | None = None) -> b
     except Exception:  # the process is exiting anyway: report, do not mask the exit
         log.exception("graceful shutdown: closing the clients failed")
     return True
+
+
+#: attribute of the gunicorn worker holding the thread that closes its clients
+CLOSER_ATTR = "server_closer_thread"
+
+
+def close_first_on_sigterm(worker: Any) -> None:
+    """gunicorn ``post_worker_init``: on SIGTERM close the clients, then stop as gunicorn does.
+
+    The closing runs on a thread of its own (a signal handler must not block
+    the worker's loop); gunicorn's own handler then starts its graceful stop,
+    which no longer waits for long-polls since they have been answered.
+    :func:`close_at_worker_exit` waits for that thread instead of closing twice.
+    """
+    gunicorn_handler = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        if getattr(worker, CLOSER_ATTR, None) is None:
+            closer = threading.Thread(target=close_connections, name="server-shutdown",
+                                      daemon=True, args=(worker.wsgi, "server shutting down"))
+            setattr(worker, CLOSER_ATTR, closer)
+            closer.start()
+        if callable(gunicorn_handler):
+            gunicorn_handler(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def close_at_worker_exit(worker: Any, reason: str = "server shutting down",
+                         timeout: float | None = None) -> None:
+    """gunicorn ``worker_exit`` / ``worker_int``: close the clients unless SIGTERM already did."""
+    if timeout is None:
+        timeout = float(server_value("graceful_timeout"))
+    closer = getattr(worker, CLOSER_ATTR, None)
+    if closer is not None:
+        closer.join(timeout)  # let the close frames go out before the process ends
+        return
+    setattr(worker, CLOSER_ATTR, threading.current_thread())
+    close_connections(worker.wsgi, reason=reason, timeout=timeout)
 
 
 def load_spec(spec: str) -> Any:
