@@ -9,13 +9,19 @@ hand-off core (python-engineio); the tests below are uWSGI's own.
 """
 from __future__ import annotations
 
+import base64
 import datetime
+import os
+import socket
 import ssl
+import struct
 import subprocess
 import time
 
 import pytest
 import websocket
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import CloseConnection, TextMessage
 
 from server.websocket.uwsgi import on_tls_socket, tls_addresses
 from tests.driver_support.contract import (  # noqa: F401 - collected by pytest
@@ -116,6 +122,57 @@ def test_router_without_http_websockets_is_refused_with_the_fix_named():
         assert refused.value.status_code == 400, f"expected HTTP 400, got {refused.value!r}"
         reason = refused.value.resp_body.decode()
         assert "http-websockets" in reason, f"the refusal should name the fix, got {reason!r}"
+    finally:
+        server.close()
+
+
+def _uwsgi_packet(variables: dict[str, str]) -> bytes:
+    """A uwsgi-protocol request, as nginx's uwsgi_pass sends it."""
+    body = b"".join(struct.pack("<H", len(k)) + k + struct.pack("<H", len(v)) + v
+                    for k, v in ((k.encode(), v.encode()) for k, v in variables.items()))
+    return struct.pack("<BHB", 0, len(body), 0) + body
+
+
+def test_uwsgi_protocol_on_a_unix_socket_as_behind_nginx(tmp_path):
+    # what nginx's uwsgi_pass does, without nginx: the request as uwsgi
+    # variables on a UNIX socket, then raw bytes both ways after the 101
+    path = tmp_path / "app.sock"
+    server = LiveServer("uwsgi-http-socket", ECHO_APP, driver="uwsgi",
+                        extra=("--socket", str(path)))
+    client = Connection(ConnectionType.CLIENT)
+    try:
+        server.wait_ready()
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(WAIT)
+            s.connect(str(path))
+            s.sendall(_uwsgi_packet({
+                "REQUEST_METHOD": "GET", "REQUEST_URI": "/echo", "PATH_INFO": "/echo",
+                "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": "localhost",
+                "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "localhost",
+                "HTTP_UPGRADE": "websocket", "HTTP_CONNECTION": "keep-alive, Upgrade",
+                "HTTP_SEC_WEBSOCKET_KEY": base64.b64encode(os.urandom(16)).decode(),
+                "HTTP_SEC_WEBSOCKET_VERSION": "13"}))
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = s.recv(65536)
+                assert chunk, f"closed during the handshake after {received!r}:\n{server.log()}"
+                received += chunk
+            head, _, rest = received.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101 ") and b"X-Handoff: echo" in head, \
+                f"expected our own 101, got {head!r}"
+            for text in ("over uwsgi", "fds?"):
+                s.sendall(client.send(TextMessage(data=text)))
+            s.sendall(client.send(CloseConnection(code=1000)))
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                rest += chunk
+        client.receive_data(rest)
+        events = list(client.events())
+        assert [type(e) for e in events] == [TextMessage, TextMessage, CloseConnection], \
+            f"expected two echoes and a Close, got {events!r}"
+        assert [events[0].data, events[1].data] == ["over uwsgi", "1"], f"got {events!r}"
     finally:
         server.close()
 
