@@ -222,7 +222,7 @@ SETTINGS: tuple[Setting, ...] = (
             "events that may wait for a handler thread; when full, a client's reader "
             "waits up to 5 s, then the event is dropped with a warning", check=_positive),
     Setting("ordered_handlers", "bool", True,
-            "handle the events of one client one at a time, in arrival order"),
+            "handle the events of one client (per namespace) one at a time, in arrival order"),
     # -- forwarded to python-engineio --------------------------------------------
     Setting("ping_interval", "object", 25, "seconds between server pings, or (interval, grace)",
             check=_ping_interval, env=False),

@@ -114,9 +114,10 @@ class SocketIOServer(socketio.Server):
         def run() -> None:
             self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
 
-        # one queue per Engine.IO session: a client's events keep their order
-        # across namespaces
-        if not self.handler_pool.submit(eio_sid, run):
+        # one queue per Socket.IO socket (client and namespace): a client's
+        # events keep their order, and a slow handler in one namespace does not
+        # hold up the client's other namespaces
+        if not self.handler_pool.submit(sid, run):
             self._busy_warning.warning(
                 "handler pool full (%d events waiting): dropped event %r from %s; "
                 "raise handler_threads/handler_queue or make handlers faster",
