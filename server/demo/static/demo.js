@@ -1,7 +1,7 @@
 // The demo page: chat on '/', the CPU job on '/jobs'.  The job gets a
-// connection of its own (forceNew): the server handles the events of one
-// connection in order, so on a shared connection the chat would wait for
-// the job to finish.
+// connection of its own (forceNew), which keeps its progress traffic off the
+// chat's connection; the server orders events per client and namespace, so
+// the chat does not wait for the job either way.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
