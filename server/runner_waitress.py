@@ -1,14 +1,19 @@
 # design:
 #   waitress's asyncore loop runs in the calling (main) thread; its worker
-#   threads run the app.  stop() may come from any thread: it closes the
-#   clients (SocketIO.shutdown), then hands a thunk to the loop thread through
-#   waitress's trigger (the one thread-safe way into the loop), which closes
-#   the listener and every channel; the loop ends when nothing is left to
-#   poll, and run() returns after the worker threads are told to stop.
+#   threads run the app.  stop() may come from any thread (a handler too): it
+#   closes the clients (SocketIO.shutdown) and starts a drain thread.  The
+#   drain thread only pulls waitress's trigger (the one thread-safe way into
+#   the loop); the thunks run in the loop thread and touch the channels: stop
+#   accepting, close idle channels, leave busy ones (a response being written,
+#   such as the handler's that called stop()) until they finish or the
+#   graceful timeout passes.  When none is left the server closes itself and
+#   its trigger; the loop ends with nothing left to poll.
 """run() on embedded waitress (POSIX and Windows)."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 log = logging.getLogger("server")
@@ -27,14 +32,27 @@ def serve(plan: Any, handle: Any, banner: str) -> None:
         # idle channels before the Engine.IO ping has had its chance
         channel_timeout=120, ident="server")
 
-    def close_everything() -> None:  # runs in the loop thread
-        server.close()
+    finished = threading.Event()
+
+    def drain_step(force: bool) -> None:  # runs in the loop thread
+        server.del_channel()  # stop accepting; the listening socket closes below
         for channel in list(server.active_channels.values()):
-            channel.close()
+            if force or not channel.requests:
+                channel.close()
+        if not server.active_channels and not finished.is_set():
+            finished.set()
+            server.close()
+
+    def drain() -> None:
+        deadline = time.monotonic() + plan.graceful_timeout
+        while not finished.is_set():
+            force = time.monotonic() > deadline
+            server.trigger.pull_trigger(lambda: drain_step(force))
+            finished.wait(0.1)
 
     def stop() -> None:
         plan.socketio.shutdown(reason="server stopping", timeout=plan.graceful_timeout)
-        server.trigger.pull_trigger(close_everything)
+        threading.Thread(target=drain, name="server-drain", daemon=True).start()
 
     handle.stopper = stop
     log.info("%s", banner)
