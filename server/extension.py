@@ -140,7 +140,7 @@ class SocketIO:
             app.wsgi_app = self.sockio_mw
             if workers > 1 or url:
                 # explains requests that belong to another process (server/workers.py)
-                app.wsgi_app = WorkerGuard(self.sockio_mw, self.server.eio, resource, workers)
+                app.wsgi_app = WorkerGuard(app.wsgi_app, self.server.eio, resource, workers)
 
     # -- registration -----------------------------------------------------------
     def on(self, message: str, namespace: str | None = None) -> Callable:
