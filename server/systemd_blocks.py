@@ -233,20 +233,22 @@ def env_file(o: UnitOptions, header: str) -> str:
         "#",
         "# One NAME=value per line, no quotes needed, no trailing comments.  systemd",
         "# reads this file as root before starting the sandboxed service: keep it",
-        "# root:root 0600.  Settings given in code win over these (docs/settings.md).",
-        "# max_connections and graceful_timeout are also in the unit (LimitNOFILE,",
-        "# TimeoutStopSec), and a socket-activated server listens where server.socket",
-        "# says, not at SERVER_BIND: change those three with a re-render.",
+        "# root:root 0600.  Settings given in code win over these.  What each one",
+        "# does: docs/settings.md.",
         "",
+        "# Rendered: max_connections and graceful_timeout are also in the unit",
+        "# (LimitNOFILE, TimeoutStopSec), and a socket-activated server listens where",
+        "# server.socket says, not at SERVER_BIND: change those three by re-rendering.",
     ]
+    others = []
     for setting in SETTINGS:
         if setting.env_var is None:
             continue
-        lines.append(f"# {setting.name}: {setting.help}")
         if setting.name in chosen:
             lines.append(f"{setting.env_var}={_env_value(chosen[setting.name])}")
         else:
-            lines.append(f"#{setting.env_var}={_env_value(setting.default)}")
+            others.append(f"#{setting.env_var}={_env_value(setting.default)}")
+    lines += ["", "# Every other setting, at its default:", *others]
     return "\n".join(lines) + "\n"
 
 

@@ -80,6 +80,10 @@ class UnitOptions:
         for flag, value in (("--prefix", self.prefix), ("--workdir", self.workdir),
                             ("--env-file", self.env_file)):
             _check_path(flag, value)
+        for flag, value in (("--prefix", self.prefix), ("--workdir", self.workdir)):
+            if hidden_by_protect_home(value):
+                _fail(flag, value, "ProtectHome=yes hides /home, /root and /run/user from "
+                      "the service; fix: install under /opt or /srv")
         if not _USER.match(self.user):
             _fail("--user", self.user, "must be a system user name such as 'server' "
                   "(lower case letters, digits, '_' and '-')")
@@ -141,6 +145,11 @@ class UnitOptions:
             else:
                 args += [flag, str(value)]
         return args
+
+
+def hidden_by_protect_home(path: str) -> bool:
+    return any(path == top or path.startswith(top + "/")
+               for top in ("/home", "/root", "/run/user"))
 
 
 def _table_default(name: str) -> object:

@@ -1,13 +1,16 @@
-"""The rendered ExecStart lines behave as their units promise, under systemd's protocol.
+"""The rendered units behave as they promise, under systemd's protocol and sandbox.
 
-No systemd runs here, so the test plays its part: it binds $NOTIFY_SOCKET and
-waits for READY=1 (Type=notify), passes a listening socket as fd 3 with
-LISTEN_FDS/LISTEN_PID (server.socket), sends the ExecReload signal and then
-KillSignal, and expects a clean exit within TimeoutStopSec.  What runs is the
-real deployment: the rendered unit's ExecStart with the repository as working
-directory (its wsgi.py, gunicorn.conf.py, uwsgi.ini) and the rendered server.env
-as the environment.  The runtime directory is a temporary one (systemd would
-mount /run/NAME).
+No systemd runs here, so the test plays its part.  Protocol: it binds
+$NOTIFY_SOCKET and waits for READY=1 (Type=notify), passes a listening socket
+as fd 3 with LISTEN_FDS/LISTEN_PID (server.socket), sends the ExecReload signal
+and then KillSignal, and expects exit code 0 within TimeoutStopSec.  Sandbox:
+a mount namespace with ProtectSystem=strict's read-only tree (only the runtime
+directory and a private /tmp writable), ProtectHome=, PrivateNetwork= for the
+socket-activated service, plus LimitNOFILE, NoNewPrivileges,
+MemoryDenyWriteExecute and the unit's SystemCallFilter as seccomp.  What runs
+is the real deployment: the rendered ExecStart with the repository as working
+directory (its wsgi.py, gunicorn.conf.py, uwsgi.ini) and the rendered
+server.env as the environment.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import time
 import pytest
 
 from server import cli
+from server import systemd_units as su
 
 pytestmark = pytest.mark.live
 
@@ -75,6 +79,70 @@ def wait_ready(notify: socket.socket, proc: subprocess.Popen, log: pathlib.Path)
             return
     pytest.fail(f"no READY=1 (exit code {proc.poll()}, messages {said}); "
                 f"log:\n{log.read_text()}")
+
+
+# The mount and network namespace systemd would set up (run as root through
+# unshare): every mount read-only (ProtectSystem=strict) except the API file
+# systems; /run read-only but for the runtime directory; the notify socket's
+# directory bound in; a private /tmp (PrivateTmp=); /root and /home empty and
+# read-only (ProtectHome=); loopback up in a private network (PrivateNetwork=).
+# TEST_KEEP names the interpreter's base prefix when it lives under ~.
+PRELUDE = """\
+set -eu
+mount --make-rprivate /
+for m in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
+  case "$m" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue ;; esac
+  mount -o remount,bind,ro "$m" || { echo "sandbox: cannot make $m read-only" >&2; exit 97; }
+done
+mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run
+mkdir -p "$RUNTIME_DIRECTORY" /run/notify /run/.keep
+mount --bind "$TEST_NOTIFY_DIR" /run/notify
+mount --bind "$RUNTIME_DIRECTORY" "$RUNTIME_DIRECTORY"
+if [ -n "$TEST_KEEP" ]; then mount --bind "$TEST_KEEP" /run/.keep; fi
+mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+mount -t tmpfs -o mode=000 tmpfs /root
+mount -t tmpfs -o mode=000 tmpfs /home
+if [ -n "$TEST_KEEP" ]; then mkdir -p "$TEST_KEEP"; mount --move /run/.keep "$TEST_KEEP"; fi
+rmdir /run/.keep
+mount -o remount,bind,ro /run
+mount -o remount,ro /root
+mount -o remount,ro /home
+if [ -n "$TEST_PRIVATE_NETWORK" ]; then ip link set lo up; fi
+unset TEST_NOTIFY_DIR TEST_PRIVATE_NETWORK TEST_KEEP
+exec "$@"
+"""
+
+
+def namespaces_or_skip() -> None:
+    """The mount namespace needs root and util-linux's unshare (scripts/test runs as root)."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("emulating the unit's sandbox needs root and unshare (util-linux)")
+    done = subprocess.run(["unshare", "--mount", "--net", "true"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"unshare is not permitted here: {done.stderr.strip()}")
+
+
+def sandbox_env(unit: str, notify_dir: pathlib.Path) -> dict[str, str]:
+    """What systemd sets for the unit (and PRELUDE reads): runtime directory,
+    notify socket, the service user's hidden home."""
+    return {
+        "HOME": "/home/server",
+        "RUNTIME_DIRECTORY": "/run/" + unit_values(unit, "RuntimeDirectory")[0],
+        "NOTIFY_SOCKET": "/run/notify/notify", "TEST_NOTIFY_DIR": str(notify_dir),
+        "TEST_KEEP": sys.base_prefix if su.hidden_by_protect_home(sys.base_prefix) else "",
+        "TEST_PRIVATE_NETWORK": "1" if unit_values(unit, "PrivateNetwork") == ["yes"] else "",
+    }
+
+
+def sandboxed(unit: str, argv: list[str], fd: int | None) -> list[str]:
+    """``argv`` wrapped as systemd would start it for ``unit``."""
+    spec = {"fd": fd, "nofile": int(unit_values(unit, "LimitNOFILE")[0]),
+            "mdwe": unit_values(unit, "MemoryDenyWriteExecute") == ["yes"],
+            "syscalls": allowed_syscalls(unit)}
+    net = ["--net"] if unit_values(unit, "PrivateNetwork") == ["yes"] else []
+    return ["unshare", "--mount", *net, "--", "/bin/sh", "-c", PRELUDE, "sh",
+            sys.executable, "-c", LAUNCH, json.dumps(spec), *argv]
 
 
 # What systemd does between fork and exec, for the parts a process can do to
@@ -163,9 +231,7 @@ def test_unit_lifecycle(tmp_path, layout):
     server = "uwsgi" if layout == "uwsgi" else "gunicorn"
     if not os.access(pathlib.Path(sys.prefix, "bin", server), os.X_OK):
         pytest.skip(f"{server} is not installed in {sys.prefix}")
-    run_dir, home = tmp_path / "run", tmp_path / "home"
-    for d in (run_dir, home):
-        d.mkdir()
+    namespaces_or_skip()
     port = free_port()
     listener = None
     if layout == "socket":
@@ -182,31 +248,24 @@ def test_unit_lifecycle(tmp_path, layout):
                      "--out", str(out)]) == 0
     name = "server.service" if layout == "socket" else f"server-{server}.service"
     unit = (out / name).read_text()
-    runtime = "/run/" + unit_values(unit, "RuntimeDirectory")[0]
+    notify_dir = tmp_path / "notify"
+    notify_dir.mkdir()
 
-    def local(text: str) -> str:
-        return text.replace(runtime, str(run_dir))
-
-    argv = shlex.split(local(unit_values(unit, "ExecStart")[0]))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SERVER_", "LISTEN_"))}
     env.update(env_file((out / "server.env").read_text()))
+    env.update(dict(v.split("=", 1) for v in unit_values(unit, "Environment")))
     # production installs the package into the venv; here it is the checkout
-    env.update(HOME=str(home), RUNTIME_DIRECTORY=str(run_dir), PYTHONPATH=str(REPO),
-               NOTIFY_SOCKET=str(tmp_path / "notify"))
-    env.update(dict(local(v).split("=", 1) for v in unit_values(unit, "Environment")))
+    env.update(sandbox_env(unit, notify_dir), PYTHONPATH=str(REPO))
     assert unit_values(unit, "SystemCallErrorNumber") == ["EPERM"]
     fd = listener.fileno() if listener is not None else None
-    spec = {"fd": fd, "nofile": int(unit_values(unit, "LimitNOFILE")[0]),
-            "mdwe": unit_values(unit, "MemoryDenyWriteExecute") == ["yes"],
-            "syscalls": allowed_syscalls(unit)}
-    argv = [sys.executable, "-c", LAUNCH, json.dumps(spec), *argv]
+    argv = sandboxed(unit, shlex.split(unit_values(unit, "ExecStart")[0]), fd)
     assert unit_values(unit, "ExecReload") == ["/bin/kill -HUP $MAINPID"]
     reload_signal = signal.SIGHUP
     kill_signal = getattr(signal, unit_values(unit, "KillSignal")[0])
     stop_timeout = float(unit_values(unit, "TimeoutStopSec")[0])
 
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(env["NOTIFY_SOCKET"])
+    notify.bind(str(notify_dir / "notify"))
     log = tmp_path / "server.log"
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log_file,
@@ -230,10 +289,9 @@ def test_unit_lifecycle(tmp_path, layout):
                         f"{stop_timeout:g}; systemd would SIGKILL it. Log:\n{log.read_text()}")
         assert code == 0, f"{server} exited {code} on {kill_signal.name}:\n{log.read_text()}"
         blocked = [line for line in log.read_text().splitlines()
-                   if "Operation not permitted" in line or "EPERM" in line]
+                   if any(sign in line for sign in (
+                       "Operation not permitted", "EPERM", "Read-only file system", "EROFS"))]
         assert not blocked, "the sandbox blocked a call:\n" + "\n".join(blocked)
-        assert not list(home.iterdir()), (
-            f"{server} wrote {list(home.iterdir())} under $HOME, which ProtectHome= hides")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -307,3 +365,53 @@ def test_launcher_enforces_the_units_sandbox(tmp_path):
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     expected = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
     assert int(seen["nofile"]) == expected, f"RLIMIT_NOFILE {seen['nofile']}, expected {expected}"
+
+
+@pytest.mark.parametrize("layout", ["gunicorn", "socket"])
+def test_sandbox_mounts_are_what_the_unit_says(tmp_path, layout):
+    """The lifecycle test's namespace is real: the tree is read-only but for the
+    runtime directory and a private /tmp, home is hidden, and the socket-activated
+    service cannot reach the host's loopback."""
+    namespaces_or_skip()
+    extra = ["--socket"] if layout == "socket" else []
+    assert cli.main(["systemd", "render", "--prefix", sys.prefix, "--user", "server",
+                     *extra, "--out", str(tmp_path)]) == 0
+    name = "server.service" if layout == "socket" else "server-gunicorn.service"
+    unit = (tmp_path / name).read_text()
+    (tmp_path / "notify").mkdir()
+    host_marker = tmp_path / "visible-outside"
+    host_marker.write_text("x")
+    with socket.socket() as host_listener:
+        host_listener.bind(("127.0.0.1", 0))
+        host_listener.listen(1)
+        port = host_listener.getsockname()[1]
+        probe = (
+            "import os, socket, sys\n"
+            "def attempt(f):\n"
+            "    try:\n"
+            "        f()\n"
+            "        return 'ok'\n"
+            "    except OSError as e:\n"
+            "        return 'errno' + str(e.errno)\n"
+            "def write(path):\n"
+            "    return attempt(lambda: open(path, 'w').close())\n"
+            f"print('repo', write({str(REPO / 'sandbox-probe')!r}))\n"
+            "print('run', write('/run/probe'))\n"
+            "print('runtime', write(os.environ['RUNTIME_DIRECTORY'] + '/probe'))\n"
+            "print('tmp', write('/tmp/probe'))\n"
+            f"print('tmp_private', 'no' if os.path.exists({str(host_marker)!r}) else 'yes')\n"
+            "print('home', write('/home/server'))\n"
+            "print('root', write('/root/probe'))\n"
+            f"print('host_loopback', attempt(lambda: socket.create_connection("
+            f"('127.0.0.1', {port}), timeout=5).close()))\n"
+        )
+        env = {**os.environ, **sandbox_env(unit, tmp_path / "notify")}
+        done = subprocess.run(sandboxed(unit, [sys.executable, "-c", probe], None),
+                              capture_output=True, text=True, env=env, timeout=60,
+                              check=False)
+    assert done.returncode == 0, done.stderr
+    seen = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    expected = {"repo": "errno30", "run": "errno30", "runtime": "ok", "tmp": "ok",
+                "tmp_private": "yes", "home": "errno30", "root": "errno30",
+                "host_loopback": "errno111" if layout == "socket" else "ok"}
+    assert seen == expected, f"inside the sandbox: {seen}, expected {expected}"

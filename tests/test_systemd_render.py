@@ -171,3 +171,12 @@ def test_docs_include_the_shipped_units_verbatim():
     for path, text in blocks:
         assert text == (REPO / path).read_text(), (
             f"docs/systemd.md quotes an old {path}; fix: paste the current file in")
+
+
+@pytest.mark.parametrize("flag", ["--prefix", "--workdir"])
+def test_paths_hidden_by_protect_home_are_refused(tmp_path, capsys, flag):
+    argv = {"--prefix": "/opt/x", "--workdir": "/opt/app", flag: "/home/deploy/app"}
+    assert cli.main(["systemd", "render", "--user", "web", "--out", str(tmp_path),
+                     *[x for kv in argv.items() for x in kv]]) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "ProtectHome" in err and "/opt" in err, err

@@ -95,4 +95,10 @@ def main(args: argparse.Namespace) -> int:
         # not an error: units are often rendered before (or away from) the install
         print(f"note: {binary} does not exist (yet); install {options.server} into "
               f"{options.prefix} before starting the service", file=sys.stderr)
+    python = os.path.realpath(os.path.join(options.prefix, "bin", "python"))
+    if os.path.exists(python) and su.hidden_by_protect_home(python):
+        # a venv made by a Python under ~ (pyenv, say) points into it
+        print(f"warning: {options.prefix}/bin/python is {python}, which ProtectHome=yes "
+              f"hides from the service; fix: recreate the venv from a Python outside "
+              f"/home and /root (/usr/bin/python3 -m venv {options.prefix})", file=sys.stderr)
     return 0
