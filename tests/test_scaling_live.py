@@ -44,7 +44,7 @@ class Gunicorn:
 
     def __init__(self, queue_url: str | None, channel: str, instance: str,
                  workers: int = 1, threads: int = 8, shipped_conf: bool = False,
-                 workers_by: str = "both") -> None:
+                 workers_by: str = "both", extra_env: dict | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.instance = instance
@@ -53,6 +53,7 @@ class Gunicorn:
                    PYTHONUNBUFFERED="1", SCALING_INSTANCE=instance, SERVER_CHANNEL=channel)
         if queue_url:
             env["SERVER_MESSAGE_QUEUE"] = queue_url
+        env.update(extra_env or {})
         # workers_by: "env" (SERVER_WORKERS), "cli" (-w N), or "both"
         if workers > 1 and workers_by in ("env", "both"):
             env["SERVER_WORKERS"] = str(workers)
@@ -278,7 +279,10 @@ def redis():
 @pytest.fixture(scope="module")
 def cluster(redis):
     """Two single-worker gunicorn instances on one queue, nginx in front."""
-    instances = [Gunicorn(redis.url, "scaling-live", str(n)) for n in range(2)]
+    # as docs/nginx.md says: believe X-Forwarded-* from nginx's address only
+    instances = [Gunicorn(redis.url, "scaling-live", str(n),
+                          extra_env={"SERVER_TRUSTED_PROXIES": "127.0.0.1"})
+                 for n in range(2)]
     proxy = None
     try:
         for instance in instances:
