@@ -100,8 +100,11 @@ mount --bind "$TEST_NOTIFY_DIR" /run/notify
 mount --bind "$RUNTIME_DIRECTORY" "$RUNTIME_DIRECTORY"
 if [ -n "$TEST_KEEP" ]; then mount --bind "$TEST_KEEP" /run/.keep; fi
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
-mount -t tmpfs -o mode=000 tmpfs /root
-mount -t tmpfs -o mode=000 tmpfs /home
+for top in /root /home; do
+  # inaccessible, as ProtectHome=yes makes it; traversable if it holds TEST_KEEP
+  case "$TEST_KEEP/" in "$top"/*) mode=0755 ;; *) mode=000 ;; esac
+  mount -t tmpfs -o mode=$mode tmpfs $top
+done
 if [ -n "$TEST_KEEP" ]; then mkdir -p "$TEST_KEEP"; mount --move /run/.keep "$TEST_KEEP"; fi
 rmdir /run/.keep
 mount -o remount,bind,ro /run
@@ -115,8 +118,9 @@ exec "$@"
 
 def namespaces_or_skip() -> None:
     """The mount namespace needs root and util-linux's unshare (scripts/test runs as root)."""
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("emulating the unit's sandbox needs root and unshare (util-linux)")
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv")):
+        pytest.skip("emulating the unit's sandbox needs root, unshare and setpriv "
+                    "(util-linux)")
     done = subprocess.run(["unshare", "--mount", "--net", "true"], capture_output=True,
                           text=True, timeout=60, check=False)
     if done.returncode != 0:
@@ -141,7 +145,10 @@ def sandboxed(unit: str, argv: list[str], fd: int | None) -> list[str]:
             "mdwe": unit_values(unit, "MemoryDenyWriteExecute") == ["yes"],
             "syscalls": allowed_syscalls(unit)}
     net = ["--net"] if unit_values(unit, "PrivateNetwork") == ["yes"] else []
-    return ["unshare", "--mount", *net, "--", "/bin/sh", "-c", PRELUDE, "sh",
+    assert unit_values(unit, "CapabilityBoundingSet") == [""]
+    # CapabilityBoundingSet= (empty): even uid 0 keeps no capability past exec
+    no_caps = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--ambient-caps=-all"]
+    return ["unshare", "--mount", *net, "--", "/bin/sh", "-c", PRELUDE, "sh", *no_caps,
             sys.executable, "-c", LAUNCH, json.dumps(spec), *argv]
 
 
@@ -370,8 +377,9 @@ def test_launcher_enforces_the_units_sandbox(tmp_path):
 @pytest.mark.parametrize("layout", ["gunicorn", "socket"])
 def test_sandbox_mounts_are_what_the_unit_says(tmp_path, layout):
     """The lifecycle test's namespace is real: the tree is read-only but for the
-    runtime directory and a private /tmp, home is hidden, and the socket-activated
-    service cannot reach the host's loopback."""
+    runtime directory and a private /tmp, home is hidden, no capability is left
+    (no port below 1024), and the socket-activated service cannot reach the
+    host's loopback."""
     namespaces_or_skip()
     extra = ["--socket"] if layout == "socket" else []
     assert cli.main(["systemd", "render", "--prefix", sys.prefix, "--user", "server",
@@ -404,6 +412,10 @@ def test_sandbox_mounts_are_what_the_unit_says(tmp_path, layout):
             "print('root', write('/root/probe'))\n"
             f"print('host_loopback', attempt(lambda: socket.create_connection("
             f"('127.0.0.1', {port}), timeout=5).close()))\n"
+            "caps = [line.split()[1] for line in open('/proc/self/status')\n"
+            "        if line.startswith(('CapEff', 'CapBnd'))]\n"
+            "print('caps', ','.join(caps))\n"
+            "print('port80', attempt(lambda: socket.create_server(('127.0.0.1', 80)).close()))\n"
         )
         env = {**os.environ, **sandbox_env(unit, tmp_path / "notify")}
         done = subprocess.run(sandboxed(unit, [sys.executable, "-c", probe], None),
@@ -411,7 +423,12 @@ def test_sandbox_mounts_are_what_the_unit_says(tmp_path, layout):
                               check=False)
     assert done.returncode == 0, done.stderr
     seen = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    # home: EACCES (inaccessible, no capability to override) or EROFS (read-only)
+    for key in ("home", "root"):
+        assert seen.get(key) in ("errno13", "errno30"), f"{key} inside the sandbox: {seen}"
+        seen[key] = "refused"
     expected = {"repo": "errno30", "run": "errno30", "runtime": "ok", "tmp": "ok",
-                "tmp_private": "yes", "home": "errno30", "root": "errno30",
-                "host_loopback": "errno111" if layout == "socket" else "ok"}
+                "tmp_private": "yes", "home": "refused", "root": "refused",
+                "host_loopback": "errno111" if layout == "socket" else "ok",
+                "caps": "0000000000000000,0000000000000000", "port80": "errno13"}
     assert seen == expected, f"inside the sandbox: {seen}, expected {expected}"
