@@ -32,6 +32,9 @@ class BadPayload(exceptions.EngineIOError):
 class EngineSocket(Socket):
     """An Engine.IO session whose request threads never park."""
 
+    #: why the Socket.IO layer closed this session for a protocol violation
+    protocol_error: str | None = None
+
     def poll(self) -> list:
         queue_empty = self.server.get_queue_empty_exception()
         try:
@@ -80,3 +83,5 @@ class EngineSocket(Socket):
             raise BadPayload(f"malformed Engine.IO packet: {exc}") from None
         for pkt in packets:
             self.receive(pkt)
+            if self.protocol_error:
+                raise BadPayload(self.protocol_error)

@@ -12,17 +12,18 @@ from flask.sessions import SessionMixin
 from socketio import WSGIApp
 
 from . import handlers as _h
+from . import security
 from . import settings as _settings
 from .errors import ConfigurationError, ConnectionRefusedError
 from .namespace import Namespace
 from .queues import make_client_manager
+from .security_sessions import report_sessions
 from .sio import SocketIOServer
 from .workers import WorkerGuard, apply_worker_mode, worker_count
 
 log = logging.getLogger("server")
 
-_EXTENSION_OPTIONS = ("manage_session", "message_queue", "channel", "path", "resource",
-                      "json", "client_manager", "async_mode")
+_SCOPES = ("extension", "socketio", "security")
 
 
 class _SocketIOMiddleware(WSGIApp):
@@ -95,7 +96,7 @@ class SocketIO:
         self.async_mode = "threading"
         self.sockio_mw: _SocketIOMiddleware | None = None
         # validate now, so a typo fails where it was written
-        _settings.resolve(kwargs, scopes=("extension", "socketio"), environ={})
+        _settings.resolve(kwargs, scopes=_SCOPES, environ={})
         if app is not None or "message_queue" in kwargs:
             self.init_app(app, **kwargs)
         else:
@@ -109,12 +110,18 @@ class SocketIO:
             if not hasattr(app, "extensions"):  # pragma: no cover - very old Flask
                 app.extensions = {}
             app.extensions["socketio"] = self
-        options = _settings.resolve({**self.server_options, **kwargs},
-                                    scopes=("extension", "socketio"))
+        options = _settings.resolve({**self.server_options, **kwargs}, scopes=_SCOPES)
         # several worker processes: WebSocket only, queue required (server/workers.py)
         workers = worker_count() if app is not None else 1
         apply_worker_mode(options, workers)
         self.server_options = dict(options)
+        policy_options = dict(options)  # the security policy reads several scopes
+        for name in [n for n in options if _settings.BY_NAME[n].scope == "security"]:
+            del options[name]
+        policy_on = policy_options.get("security_policy", True)
+        if policy_on:
+            # the policy checks origins before Engine.IO sees the request
+            options["cors_allowed_origins"] = []
         self.manage_session = options.pop("manage_session", self.manage_session)
         options.pop("async_mode", None)
         channel = options.pop("channel", "flask-socketio")
@@ -137,7 +144,13 @@ class SocketIO:
             self.server.register_namespace(namespace_handler)
         if app is not None:
             self.sockio_mw = _SocketIOMiddleware(self.server, app, socketio_path=resource)
-            app.wsgi_app = self.sockio_mw
+            wsgi = self.sockio_mw
+            if policy_on:
+                policy_options.setdefault("path", resource)
+                wsgi = security.wrap(self.sockio_mw, policy_options,
+                                     logging.getLogger("server.security"))
+                report_sessions(self.server.eio, wsgi)
+            app.wsgi_app = wsgi
             if workers > 1 or url:
                 # explains requests that belong to another process (server/workers.py)
                 app.wsgi_app = WorkerGuard(app.wsgi_app, self.server.eio, resource, workers)

@@ -26,7 +26,7 @@ from typing import Any
 from werkzeug.wsgi import ClosingIterator
 
 from .security_config import SecurityConfig, policy_options
-from .security_http import client_key, own_origin, path_under, query_names
+from .security_http import client_key, is_loopback, own_origin, path_under, query_names
 from .security_limits import (
     ConnectionTally,
     HandshakeRate,
@@ -173,14 +173,18 @@ class SecurityPolicy:
         return None
 
     def _admit(self, environ: dict, client: str) -> Reservation | tuple[int, str, str]:
-        if self.rate is not None:
+        # Per-address limits skip loopback peers: behind a local proxy with no
+        # trusted_proxies set, every client would share 127.0.0.1 and the
+        # whole site would be throttled as one address (docs/security.md).
+        per_address = self.config.limit_loopback or not is_loopback(client)
+        if self.rate is not None and per_address:
             wait = self.rate.take(client)
             if wait:
                 self._warn("rate", client, "refused handshakes from %s: more than "
                            "handshake_rate=%s/s (burst %s)", client,
                            self.config.handshake_rate, self.config.handshake_burst)
                 return 429, "too many new connections; slow down", retry_after(wait)
-        reservation = self.tally.reserve(client)
+        reservation = self.tally.reserve(client, per_client=per_address)
         if reservation == "total":
             self._warn("cap", "total", "refused a handshake: max_connections=%s reached",
                        self.config.max_connections)

@@ -45,6 +45,7 @@ class SecurityConfig:
     max_per_client: int | None
     handshake_rate: float | None
     handshake_burst: int
+    limit_loopback: bool
     hsts_max_age: int
     path: str
 
@@ -89,6 +90,7 @@ class SecurityConfig:
             max_per_client=get("max_connections_per_ip"),
             handshake_rate=get("handshake_rate"),
             handshake_burst=burst if burst is not None else 1,
+            limit_loopback=bool(get("ip_limits_on_loopback")),
             hsts_max_age=get("hsts_max_age") or 0,
             path=path,
         )

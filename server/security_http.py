@@ -47,3 +47,11 @@ def client_key(address: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)
+
+
+def is_loopback(key: str) -> bool:
+    """Whether a client key (see :func:`client_key`) is a loopback address."""
+    try:
+        return ipaddress.ip_network(key, strict=False).is_loopback
+    except ValueError:
+        return False

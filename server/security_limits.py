@@ -94,12 +94,17 @@ class ConnectionTally:
         self._sessions: dict[str, str] = {}  # sid -> client
         self._all = 0
 
-    def reserve(self, client: str) -> Reservation | str:
-        """A Reservation, or ``'client'`` / ``'total'`` naming the cap reached."""
+    def reserve(self, client: str, per_client: bool = True) -> Reservation | str:
+        """A Reservation, or ``'client'`` / ``'total'`` naming the cap reached.
+
+        ``per_client=False`` counts the connection but exempts it from the
+        per-client cap (loopback peers: a local proxy speaks for everyone).
+        """
         with self._lock:
             if self.total is not None and self._all >= self.total:
                 return "total"
-            if self.per_client is not None and self._count.get(client, 0) >= self.per_client:
+            if per_client and self.per_client is not None \
+                    and self._count.get(client, 0) >= self.per_client:
                 return "client"
             self._count[client] = self._count.get(client, 0) + 1
             self._all += 1

@@ -237,8 +237,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cookie", "object", None, "name (or attribute dict) of the Engine.IO cookie",
             env=False),
     Setting("cors_allowed_origins", "object", None,
-            "origins allowed besides the server's own: a list, '*', or [] to disable "
-            "the check", check=_origins, env=False),
+            "origins allowed besides the server's own: a list, '*' (with "
+            "allow_any_origin), or a callable; [] means same-origin only",
+            check=_origins, env=False),
     Setting("cors_credentials", "bool", True, "allow credentials on cross-origin requests"),
     Setting("monitor_clients", "bool", True, "close clients that stop answering pings"),
     Setting("transports", "list", None, "allowed transports: polling, websocket",
@@ -263,6 +264,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("handshake_burst", "int", 40,
             "new connections one client address may open at once before "
             "handshake_rate applies", scope="security", check=_positive),
+    Setting("ip_limits_on_loopback", "bool", False,
+            "apply the per-address limits to loopback peers too (off: a local proxy "
+            "without trusted_proxies would make every user one address)",
+            scope="security"),
     Setting("hsts_max_age", "int", 63_072_000,
             "Strict-Transport-Security max-age on responses to HTTPS requests "
             "(0: no header)", scope="security", check=_non_negative),

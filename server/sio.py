@@ -41,6 +41,7 @@ class SocketIOServer(socketio.Server):
         self.handler_pool = HandlerPool(size=handler_threads, max_pending=handler_queue,
                                         ordered=ordered_handlers)
         self._busy_warning = RateLimitedLog(log, interval=10.0)
+        self._protocol_warning = RateLimitedLog(log, interval=10.0)
         self._send_locks = tuple(threading.RLock() for _ in range(_LOCK_STRIPES))
         # per thread: eio_sid -> attachments still to send under its lock
         self._pending_attachments = threading.local()
@@ -127,6 +128,64 @@ class SocketIOServer(socketio.Server):
     def shutdown(self) -> None:
         super().shutdown()
         self.handler_pool.stop()
+
+    def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        """Dispatch one Engine.IO message; a malformed one closes the session.
+
+        Mirrors python-socketio 5.x's own dispatch (pinned by
+        tests/test_versions.py), with decoding separated from handling: a
+        packet that does not decode is the client's protocol error, answered
+        by closing its session with one rate-limited warning, never a
+        traceback per message.  Errors raised by handlers are not caught here.
+        """
+        partial = self._binary_packet.get(eio_sid)
+        try:
+            if partial is not None:
+                complete = partial.add_attachment(data)
+                pkt = partial
+            else:
+                pkt = self.packet_class(encoded_packet=data)
+                complete = not pkt.attachment_count
+        except Exception as exc:  # python-socketio raises several kinds here
+            self._protocol_error(eio_sid, f"malformed Socket.IO packet ({exc})")
+            return
+        if partial is not None:
+            if complete:
+                del self._binary_packet[eio_sid]
+                if pkt.packet_type == sio_packet.BINARY_EVENT:
+                    self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+                else:
+                    self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+            return
+        kind = pkt.packet_type
+        if kind == sio_packet.CONNECT:
+            self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        elif kind == sio_packet.DISCONNECT:
+            self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+        elif kind == sio_packet.EVENT:
+            if not isinstance(pkt.data, list) or not pkt.data or not isinstance(pkt.data[0], str):
+                self._protocol_error(eio_sid, "an EVENT packet needs [name, ...args]")
+                return
+            self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        elif kind == sio_packet.ACK:
+            self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        elif kind in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
+            if not self.manager.sid_from_eio_sid(eio_sid, pkt.namespace or "/"):
+                self._protocol_error(eio_sid, "binary packet on a namespace not connected")
+                return
+            self._binary_packet[eio_sid] = pkt
+        else:
+            self._protocol_error(eio_sid, f"unexpected packet type {kind}")
+
+    def _protocol_error(self, eio_sid: str, reason: str) -> None:
+        self._protocol_warning.warning("closing session %s: %s", eio_sid, reason)
+        if eio_sid in self._memory_clients:
+            raise ValueError(reason)  # a test client sent it: tell the test
+        session = self.eio.sockets.get(eio_sid)
+        if session is not None:
+            # a polling POST carrying it is answered 400 (EngineSocket)
+            session.protocol_error = reason
+        self.eio.disconnect(eio_sid)
 
     # -- the test seam ---------------------------------------------------------
     def attach_memory_client(self, eio_sid: str, receiver: Callable[[Any], None],

@@ -79,7 +79,8 @@ def test_forwarded_options_reach_python_socketio_and_engineio():
     assert (eio.ping_interval, eio.ping_interval_grace_period) == (10, 2)
     assert eio.max_http_buffer_size == 1234
     assert eio.transports == ["websocket"]
-    assert eio.cors_allowed_origins == ["https://a.example"]
+    # origins are the security policy's job; Engine.IO's own check is off
+    assert eio.cors_allowed_origins == []
     assert eio.cookie == "io" and eio.allow_upgrades is False
     assert eio.http_compression is False and eio.compression_threshold == 10
     assert socketio.server.always_connect is True
@@ -128,3 +129,16 @@ def test_settings_doc_lists_every_setting():
     table = settings.markdown_table()
     for setting in settings.SETTINGS:
         assert f"`{setting.name}`" in table
+
+
+def test_cors_allowed_origins_reach_engineio_when_the_policy_is_off():
+    socketio = SocketIO(Flask(__name__), security_policy=False,
+                        cors_allowed_origins=["https://a.example"])
+    assert socketio.server.eio.cors_allowed_origins == ["https://a.example"]
+
+
+def test_any_origin_needs_an_explicit_opt_in():
+    with pytest.raises(ConfigurationError, match="allow_any_origin=True"):
+        SocketIO(Flask(__name__), cors_allowed_origins="*")
+    SocketIO(Flask(__name__), cors_allowed_origins="*", allow_any_origin=True,
+             cors_credentials=False)

@@ -28,11 +28,10 @@ APP = '''
 import flask
 
 import server
-from server import settings
-from server.security import SecurityPolicy
 
 app = flask.Flask(__name__)
-sio = server.SocketIO(app, cors_allowed_origins=[])
+# the built-in policy; SERVER_TRUSTED_PROXIES comes from the environment
+sio = server.SocketIO(app, max_http_buffer_size=1000)
 
 
 @app.route("/ping")
@@ -44,10 +43,6 @@ def ping():
 def echo(data):
     return data
 
-
-options = settings.resolve({"max_http_buffer_size": 1000}, scopes=("security", "socketio"))
-policy = SecurityPolicy(app.wsgi_app, **options)
-app.wsgi_app = policy
 '''
 
 

@@ -38,6 +38,7 @@ class Recorder:
 
 def make(**options):
     app = Recorder()
+    options.setdefault("ip_limits_on_loopback", True)  # the requests come from 127.0.0.1
     policy = SecurityPolicy(app, **options)
     return policy, app, Client(policy)
 
@@ -357,3 +358,13 @@ def test_wrap_takes_a_whole_resolved_settings_dict():
     client = Client(policy)
     assert get(client, "/chat.io/?EIO=4&transport=polling",
                origin="https://evil.example").status_code == 403
+
+
+def test_loopback_peers_are_exempt_from_per_address_limits_by_default():
+    policy, _, client = make(handshake_rate=0.5, handshake_burst=1, max_connections_per_ip=1,
+                             ip_limits_on_loopback=False)
+    statuses = {get(client).status_code for _ in range(5)}
+    assert statuses == {200}, "a local proxy's requests were throttled as one address"
+    remote = {"REMOTE_ADDR": "192.0.2.7"}  # documentation range: never contacted
+    assert get(client, environ_base=remote).status_code == 200
+    assert get(client, environ_base=remote).status_code == 429
