@@ -10,6 +10,7 @@ instances.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -534,4 +535,89 @@ def test_shipped_gunicorn_conf_turns_worker_mode_on(redis, workers_by):
     finally:
         if client is not None:
             client.close()
+        server.stop()
+
+
+# -- the official JavaScript client against two workers ----------------------------------
+JS_SCRIPT = r"""
+const { io } = require("socket.io-client");
+const url = process.argv[2];
+const STEP = 10000;
+
+function connect(transports) {
+  const options = { reconnection: false, forceNew: true, timeout: STEP };
+  if (transports) options.transports = transports;
+  const socket = io(url, options);
+  return new Promise((resolve, reject) => {
+    socket.once("connect", () => resolve(socket));
+    socket.once("connect_error", (err) => { socket.close(); reject(err); });
+  });
+}
+
+function waitFor(predicate, ms) {
+  return new Promise((resolve) => {
+    const start = Date.now();
+    const tick = () => {
+      if (predicate()) return resolve(true);
+      if (Date.now() - start > ms) return resolve(false);
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+(async () => {
+  const out = {};
+  try {  // the defaults start with polling: refused by a multi-worker server
+    const s = await connect(undefined);
+    out.default = "connected";
+    s.close();
+  } catch (err) {
+    out.default = "refused: " + err.message;
+  }
+  const sockets = [], pids = [], heard = [];
+  for (let i = 0; i < 24 && (new Set(pids).size < 2 || i < 4); i++) {
+    const s = await connect(["websocket"]);
+    const box = [];
+    s.on("heard", (d) => box.push(d));
+    sockets.push(s); heard.push(box);
+    pids.push((await s.timeout(STEP).emitWithAck("whoami")).pid);
+  }
+  // the fence follows the broadcast from the same client, through the same
+  // worker and queue: a duplicate of js1 would arrive before it
+  sockets[0].emit("shout", "js1");
+  sockets[0].emit("shout", "fence");
+  out.arrived = await waitFor(() => heard.every((b) => b.includes("fence")), STEP);
+  out.pids = pids;
+  out.heard = heard;
+  sockets.forEach((s) => s.close());
+  console.log(JSON.stringify(out));
+  process.exit(0);
+})().catch((err) => { console.log(JSON.stringify({ error: String(err) })); process.exit(0); });
+"""
+
+
+def test_official_js_client_with_websocket_transport_on_two_workers(redis, tmp_path):
+    node = shutil.which("node")
+    modules = ROOT / "tests" / "js" / "node_modules"
+    if node is None or not (modules / "socket.io-client").is_dir():
+        pytest.skip("node and tests/js/node_modules (npm ci --prefix tests/js) are needed")
+    script = tmp_path / "two_workers.js"
+    script.write_text(JS_SCRIPT)
+    server = Gunicorn(redis.url, "scaling-js", "j", workers=2)
+    try:
+        server.wait_ready()
+        done = subprocess.run([node, str(script), server.url], check=False, timeout=90,
+                              capture_output=True, text=True,
+                              env={**os.environ, "NODE_PATH": str(modules)})
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert "error" not in result, result
+        assert result["default"].startswith("refused"), (
+            f"a JS client with default transports (polling first) should be refused: {result}")
+        assert len(set(result["pids"])) == 2, f"JS clients all on one worker: {result['pids']}"
+        assert result["arrived"], f"not every JS client got the broadcast: {result['heard']}"
+        for n, box in enumerate(result["heard"]):
+            assert box == ["js1", "fence"], f"JS client {n} got {box}"
+    finally:
         server.stop()
