@@ -139,11 +139,14 @@ def sandbox_env(unit: str, notify_dir: pathlib.Path) -> dict[str, str]:
     }
 
 
-def sandboxed(unit: str, argv: list[str], fd: int | None) -> list[str]:
-    """``argv`` wrapped as systemd would start it for ``unit``."""
+def sandboxed(unit: str, argv: list[str], fd: int | None,
+              restrict_families: bool = True) -> list[str]:
+    """``argv`` wrapped as systemd would start it for ``unit`` (``restrict_families``
+    off lets a self-test look at the network namespace behind the family filter)."""
     spec = {"fd": fd, "nofile": int(unit_values(unit, "LimitNOFILE")[0]),
             "mdwe": unit_values(unit, "MemoryDenyWriteExecute") == ["yes"],
-            "syscalls": allowed_syscalls(unit)}
+            "syscalls": allowed_syscalls(unit),
+            "families": address_families(unit) if restrict_families else None}
     net = ["--net"] if unit_values(unit, "PrivateNetwork") == ["yes"] else []
     assert unit_values(unit, "CapabilityBoundingSet") == [""]
     # CapabilityBoundingSet= (empty): even uid 0 keeps no capability past exec
@@ -183,15 +186,35 @@ if spec["syscalls"] is not None:
     lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
                                      ctypes.c_uint]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
+    class ArgCmp(ctypes.Structure):  # struct scmp_arg_cmp
+        _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
+                    ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+    lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
+                                           ctypes.c_uint, ctypes.POINTER(ArgCmp)]
     ctx = lib.seccomp_init(0x00050000 | errno.EPERM)
+    families = spec["families"]
     for name in spec["syscalls"]:
         nr = lib.seccomp_syscall_resolve_name(name.encode())
-        if nr >= 0 and lib.seccomp_rule_add(ctx, 0x7FFF0000, nr, 0) != 0:
+        if nr < 0:
+            continue
+        if name == "socket" and families is not None:
+            # RestrictAddressFamilies=: socket() only for the listed families
+            for family in families:
+                cmp = ArgCmp(0, 4, family, 0)  # arg 0 == family (SCMP_CMP_EQ)
+                if lib.seccomp_rule_add_array(ctx, 0x7FFF0000, nr, 1, ctypes.byref(cmp)):
+                    raise OSError(f"seccomp_rule_add_array(socket, {family})")
+        elif lib.seccomp_rule_add(ctx, 0x7FFF0000, nr, 0) != 0:
             raise OSError(f"seccomp_rule_add({name})")
     if lib.seccomp_load(ctx) != 0:
         raise OSError("seccomp_load")
 os.execv(argv[0], argv)
 """
+
+
+def address_families(unit: str) -> list[int]:
+    """RestrictAddressFamilies= as numbers (AF_UNIX, AF_INET...)."""
+    (value,) = unit_values(unit, "RestrictAddressFamilies")
+    return [int(getattr(socket, name)) for name in value.split()]
 
 
 def syscall_groups() -> dict[str, list[str]] | None:
@@ -333,7 +356,8 @@ def test_gunicorn_control_socket_follows_the_units_runtime_directory(tmp_path):
 
 def test_launcher_enforces_the_units_sandbox(tmp_path):
     """The lifecycle test's sandbox is real: a process under it cannot call
-    nice() (@resources), chown() (@privileged) or map write+execute memory."""
+    nice() (@resources), chown() (@privileged), open a netlink socket
+    (RestrictAddressFamilies=) or map write+execute memory."""
     assert cli.main(["systemd", "render", "--prefix", sys.prefix, "--user", "server",
                      "--out", str(tmp_path)]) == 0
     unit = (tmp_path / "server-gunicorn.service").read_text()
@@ -341,7 +365,7 @@ def test_launcher_enforces_the_units_sandbox(tmp_path):
     if syscalls is None:
         pytest.skip("systemd-analyze not installed (Debian package: systemd)")
     spec = {"fd": None, "nofile": int(unit_values(unit, "LimitNOFILE")[0]), "mdwe": True,
-            "syscalls": syscalls}
+            "syscalls": syscalls, "families": address_families(unit)}
     probe = (
         "import mmap, os, resource\n"
         "def attempt(f):\n"
@@ -355,6 +379,9 @@ def test_launcher_enforces_the_units_sandbox(tmp_path):
         "wx = mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC\n"
         "print('wx', attempt(lambda: mmap.mmap(-1, 4096, prot=wx)))\n"
         "print('nofile', resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+        "import socket\n"
+        "print('netlink', attempt(lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW)))\n"
+        "print('inet', attempt(lambda: socket.socket().close()))\n"
     )
     done = subprocess.run([sys.executable, "-c", LAUNCH, json.dumps(spec), sys.executable,
                            "-c", probe], capture_output=True, text=True, timeout=60,
@@ -368,6 +395,8 @@ def test_launcher_enforces_the_units_sandbox(tmp_path):
                           timeout=60, check=False)
     if mdwe.stdout.strip() != "-1":  # PR_GET_MDWE works: Linux >= 6.3
         assert seen["wx"] != "allowed", "write+execute memory was allowed under MDWE"
+    assert seen["netlink"].endswith(":1"), f"AF_NETLINK under the filter: {seen['netlink']}"
+    assert seen["inet"] == "allowed", f"AF_INET under the filter: {seen['inet']}"
     limit = int(unit_values(unit, "LimitNOFILE")[0])
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     expected = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
@@ -418,7 +447,8 @@ def test_sandbox_mounts_are_what_the_unit_says(tmp_path, layout):
             "print('port80', attempt(lambda: socket.create_server(('127.0.0.1', 80)).close()))\n"
         )
         env = {**os.environ, **sandbox_env(unit, tmp_path / "notify")}
-        done = subprocess.run(sandboxed(unit, [sys.executable, "-c", probe], None),
+        argv = sandboxed(unit, [sys.executable, "-c", probe], None, restrict_families=False)
+        done = subprocess.run(argv,
                               capture_output=True, text=True, env=env, timeout=60,
                               check=False)
     assert done.returncode == 0, done.stderr
