@@ -144,16 +144,16 @@ class SocketIO:
             self.server.register_namespace(namespace_handler)
         if app is not None:
             self.sockio_mw = _SocketIOMiddleware(self.server, app, socketio_path=resource)
-            wsgi = self.sockio_mw
-            if policy_on:
-                policy_options.setdefault("path", resource)
-                wsgi = security.wrap(self.sockio_mw, policy_options,
-                                     logging.getLogger("server.security"))
-                report_sessions(self.server.eio, wsgi)
-            app.wsgi_app = wsgi
+            wsgi: Any = self.sockio_mw
             if workers > 1 or url:
                 # explains requests that belong to another process (server/workers.py)
-                app.wsgi_app = WorkerGuard(app.wsgi_app, self.server.eio, resource, workers)
+                wsgi = WorkerGuard(wsgi, self.server.eio, resource, workers)
+            if policy_on:
+                # outermost: its checks come first and its headers go on every answer
+                policy_options.setdefault("path", resource)
+                wsgi = security.wrap(wsgi, policy_options, logging.getLogger("server.security"))
+                report_sessions(self.server.eio, wsgi)
+            app.wsgi_app = wsgi
 
     # -- registration -----------------------------------------------------------
     def on(self, message: str, namespace: str | None = None) -> Callable:

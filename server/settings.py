@@ -98,10 +98,15 @@ class Setting:
         if problem is None:
             problem = self.check(value)
         if problem:
+            if self.scope == "server":
+                where = f"set {self.env_var} in the environment (or the server's config file)"
+            elif self.env_var:
+                where = f"pass a valid {self.name}= to SocketIO()/init_app() or set {self.env_var}"
+            else:
+                where = f"pass a valid {self.name}= to SocketIO()/init_app()"
             raise ConfigurationError(
                 f"setting {self.name}={value!r} is invalid: {problem}. "
-                f"Fix: pass a valid {self.name}= to SocketIO()/init_app() "
-                f"or set {self.env_var or 'it in code'} ({self.help})"
+                f"Fix: {where} ({self.help})"
             )
         return value
 
