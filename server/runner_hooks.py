@@ -66,7 +66,8 @@ def close_first_on_sigterm(worker: Any) -> None:
     def on_term(signum: int, frame: Any) -> None:
         if getattr(worker, CLOSER_ATTR, None) is None:
             closer = threading.Thread(target=close_connections, name="server-shutdown",
-                                      daemon=True, args=(worker.wsgi, "server shutting down"))
+                                      daemon=True,
+                                      args=(getattr(worker, "wsgi", None), "server shutting down"))
             setattr(worker, CLOSER_ATTR, closer)
             closer.start()
         if callable(gunicorn_handler):
@@ -85,7 +86,8 @@ def close_at_worker_exit(worker: Any, reason: str = "server shutting down",
         closer.join(timeout)  # let the close frames go out before the process ends
         return
     setattr(worker, CLOSER_ATTR, threading.current_thread())
-    close_connections(worker.wsgi, reason=reason, timeout=timeout)
+    # no wsgi attribute when the app failed to load: nothing to close
+    close_connections(getattr(worker, "wsgi", None), reason=reason, timeout=timeout)
 
 
 def load_spec(spec: str) -> Any:

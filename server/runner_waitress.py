@@ -47,7 +47,7 @@ def serve(plan: Any, handle: Any, banner: str) -> None:
         deadline = time.monotonic() + plan.graceful_timeout
         while not finished.is_set():
             force = time.monotonic() > deadline
-            server.trigger.pull_trigger(lambda: drain_step(force))
+            server.trigger.pull_trigger(lambda force=force: drain_step(force))
             finished.wait(0.1)
 
     def stop() -> None:

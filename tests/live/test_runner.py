@@ -8,8 +8,7 @@ import flask
 import pytest
 import requests
 
-from server import ConfigurationError, SocketIO
-from server import runner
+from server import ConfigurationError, SocketIO, runner
 
 from .harness import APPS, LiveServer, free_port, python_client, server_env
 

@@ -12,6 +12,7 @@ import re
 import signal
 import struct
 import subprocess
+import sys
 
 import pytest
 import requests
@@ -26,37 +27,37 @@ pytestmark = pytest.mark.live
 GRACEFUL_SERVERS = ["gunicorn-gthread", "uwsgi-router", "uwsgi-http-socket"]
 
 
+def _run(argv, env):
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
 def test_gunicorn_check_config_passes_for_the_demo_and_a_test_app():
     for app in ("wsgi:app", "liveapp:app"):
-        done = subprocess.run([str(BIN / "gunicorn"), "--check-config", "-c",
-                               str(ROOT / "gunicorn.conf.py"), app], cwd=ROOT,
-                              env=server_env(), capture_output=True, text=True, timeout=60)
+        done = _run([str(BIN / "gunicorn"), "--check-config", "-c",
+                     str(ROOT / "gunicorn.conf.py"), app], server_env())
         assert done.returncode == 0, f"--check-config {app}: {done.stdout}{done.stderr}"
 
 
-def test_gunicorn_conf_reads_the_settings_table(tmp_path):
+def test_gunicorn_conf_reads_the_settings_table():
     script = ("import runpy, json; c = runpy.run_path('gunicorn.conf.py'); print(json.dumps("
               "{k: c[k] for k in ('bind', 'threads', 'workers', 'worker_class', "
               "'graceful_timeout')}))")
-    defaults = subprocess.run(["python", "-c", script], cwd=ROOT, env=server_env(),
-                              capture_output=True, text=True, timeout=60)
+    defaults = _run([sys.executable, "-c", script], server_env())
     assert defaults.returncode == 0, defaults.stderr
     assert defaults.stdout.strip() == (
         '{"bind": ["127.0.0.1:5000"], "threads": 100, "workers": 1, '
         '"worker_class": "gthread", "graceful_timeout": 10}')
-    env = server_env(SERVER_BIND="127.0.0.1:6001", SERVER_THREADS="7")
-    chosen = subprocess.run(["python", "-c", script], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    chosen = _run([sys.executable, "-c", script],
+                  server_env(SERVER_BIND="127.0.0.1:6001", SERVER_THREADS="7"))
     assert '"bind": ["127.0.0.1:6001"], "threads": 7' in chosen.stdout, chosen.stdout
-    env = server_env(SERVER_THREADS="many")
-    bad = subprocess.run(["python", "-c", script], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=60)
+    bad = _run([sys.executable, "-c", script], server_env(SERVER_THREADS="many"))
     assert bad.returncode != 0 and "SERVER_THREADS='many'" in bad.stderr, bad.stderr
 
 
 def test_uwsgi_ini_defaults_match_the_settings_table():
     text = (ROOT / "uwsgi.ini").read_text()
-    defaults = dict(re.findall(r"^if-not-env = (SERVER_\w+)\n[\w-]+ = (.+)$", text, re.M))
+    defaults = dict(re.findall(r"^if-not-env = (SERVER_\w+)\n[\w-]+ = (.+)$", text, re.MULTILINE))
     expected = {"SERVER_BIND": BY_NAME["bind"].default,
                 "SERVER_THREADS": str(BY_NAME["threads"].default),
                 "SERVER_GRACEFUL_TIMEOUT": str(round(BY_NAME["graceful_timeout"].default))}

@@ -13,7 +13,7 @@ SECTIONS = ["Install", "Run", "Configuration", "WebSocket", "Graceful shutdown",
 def test_every_server_page_has_the_same_sections():
     for page in PAGES:
         text = (ROOT / "docs" / "servers" / f"{page}.md").read_text()
-        assert re.findall(r"^## (.+)$", text, re.M) == SECTIONS, f"docs/servers/{page}.md"
+        assert re.findall(r"^## (.+)$", text, re.MULTILINE) == SECTIONS, f"docs/servers/{page}.md"
 
 
 def test_shipped_configs_are_included_verbatim():

@@ -20,7 +20,7 @@ MAX_BUFFER = 3_000_000
 def create_app() -> Flask:
     app = Flask(__name__)
     app.config["SECRET_KEY"] = "live-tests"
-    socketio = SocketIO(app, max_http_buffer_size=MAX_BUFFER, cors_allowed_origins="*")
+    socketio = SocketIO(app, max_http_buffer_size=MAX_BUFFER)
 
     @app.route("/ready")
     def ready():
