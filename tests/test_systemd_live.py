@@ -110,9 +110,19 @@ rmdir /run/.keep
 mount -o remount,bind,ro /run
 mount -o remount,ro /root
 mount -o remount,ro /home
-if [ -n "$TEST_PRIVATE_NETWORK" ]; then ip link set lo up; fi
-unset TEST_NOTIFY_DIR TEST_PRIVATE_NETWORK TEST_KEEP
+if [ -n "$TEST_PRIVATE_NETWORK" ]; then "$TEST_PYTHON" -c "$TEST_LO_UP"; fi
+unset TEST_NOTIFY_DIR TEST_PRIVATE_NETWORK TEST_KEEP TEST_PYTHON TEST_LO_UP
 exec "$@"
+"""
+
+
+# systemd brings loopback up in a private network; SIOCGIFFLAGS/SIOCSIFFLAGS
+# with IFF_UP does the same without needing iproute2
+LO_UP = """\
+import fcntl, socket, struct
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    flags = struct.unpack("16sh22x", fcntl.ioctl(s, 0x8913, struct.pack("16sh22x", b"lo", 0)))[1]
+    fcntl.ioctl(s, 0x8914, struct.pack("16sh22x", b"lo", flags | 1))
 """
 
 
@@ -136,6 +146,7 @@ def sandbox_env(unit: str, notify_dir: pathlib.Path) -> dict[str, str]:
         "NOTIFY_SOCKET": "/run/notify/notify", "TEST_NOTIFY_DIR": str(notify_dir),
         "TEST_KEEP": sys.base_prefix if su.hidden_by_protect_home(sys.base_prefix) else "",
         "TEST_PRIVATE_NETWORK": "1" if unit_values(unit, "PrivateNetwork") == ["yes"] else "",
+        "TEST_PYTHON": sys.executable, "TEST_LO_UP": LO_UP,
     }
 
 
