@@ -187,8 +187,11 @@ def prctl(option, value, what):
     if libc.prctl(option, value, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), what)
 prctl(38, 1, "PR_SET_NO_NEW_PRIVS")
-if spec["mdwe"]:
-    prctl(65, 1, "PR_SET_MDWE")
+if spec["mdwe"] and libc.prctl(65, 1, 0, 0, 0) != 0:
+    if ctypes.get_errno() != errno.EINVAL:
+        raise OSError(ctypes.get_errno(), "PR_SET_MDWE")
+    print("sandbox: this kernel has no PR_SET_MDWE (< 6.3); W+X memory not refused",
+          file=sys.stderr)
 if spec["syscalls"] is not None:
     lib = ctypes.CDLL("libseccomp.so.2")
     lib.seccomp_init.restype = ctypes.c_void_p

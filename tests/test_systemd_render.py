@@ -180,3 +180,8 @@ def test_paths_hidden_by_protect_home_are_refused(tmp_path, capsys, flag):
                      *[x for kv in argv.items() for x in kv]]) == 2
     err = capsys.readouterr().err
     assert flag in err and "ProtectHome" in err and "/opt" in err, err
+
+
+def test_systemd_without_an_action_says_how_to_render(capsys):
+    assert cli.main(["systemd"]) == 2
+    assert "systemd render --prefix PREFIX --user USER" in capsys.readouterr().err
