@@ -1,8 +1,8 @@
 """Hardened systemd units for one install, rendered from a few arguments.
 
 ``python -m server systemd render`` calls :func:`render` and writes the result;
-the files shipped in ``systemd/`` are :data:`SHIPPED` rendered with
-:data:`SHIPPED_ARGS`, and a test keeps the two in step.
+the files shipped in ``systemd/`` are :data:`SHIPPED_ARGS` rendered with each of
+:data:`SHIPPED_VARIANTS`, and a test keeps the two in step.
 
 Three service layouts come out of one set of sandbox settings:
 
@@ -23,6 +23,9 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import MISSING, dataclass, field, fields
+from typing import NoReturn
+
+from .errors import ConfigurationError
 
 SERVERS = ("gunicorn", "uwsgi")
 
@@ -47,14 +50,14 @@ FD_HEADROOM = 1024
 #: systemd's keywords for IPAddressAllow=, besides addresses and prefixes
 IP_KEYWORDS = ("localhost", "link-local", "multicast")
 
-_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,30}\$?$")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,30}$")
 _APP = re.compile(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$")
 # characters systemd would interpret inside a value: specifiers (%),
 # variable expansion ($), quoting, escapes and whitespace
 _UNSAFE_PATH = re.compile(r"[\s%$\"'\\;]")
 
 
-class RenderError(ValueError):
+class RenderError(ConfigurationError):
     """A render argument is wrong; the message names it, its value and the fix."""
 
 
@@ -159,7 +162,7 @@ def _table_default(name: str) -> object:
     return BY_NAME[name].default
 
 
-def _fail(flag: str, value: object, problem: str) -> None:
+def _fail(flag: str, value: object, problem: str) -> NoReturn:
     raise RenderError(f"{flag} {value!r} is invalid: {problem}")
 
 
@@ -207,7 +210,6 @@ def _check_bind(o: UnitOptions) -> None:
     except ValueError:
         _fail("--bind", o.bind, "the host must be an IP address (the unit restricts "
               "addresses, so a name that resolves differently later would be wrong)")
-        return
     if int(port) < 1024 and not o.socket:
         _fail("--bind", o.bind, "ports below 1024 need CAP_NET_BIND_SERVICE, which the "
               "hardened unit drops; fix: use --socket (systemd binds the port) or a "
