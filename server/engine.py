@@ -17,6 +17,7 @@ import engineio
 from engineio import packet as eio_packet
 
 from .engine_socket import EngineSocket
+from .security_cookies import engineio_cookie
 from .websocket import HandoffWebSocket, WebSocketRegistry
 
 
@@ -72,9 +73,8 @@ class EngineServer(engineio.Server):
             return ret
         s.connected = True
         headers = None
-        if self.cookie:
-            attributes = self.cookie if isinstance(self.cookie, dict) else {
-                "name": self.cookie, "path": "/", "SameSite": "Lax"}
+        attributes = engineio_cookie(self.cookie, environ)  # HttpOnly, Secure on HTTPS
+        if attributes:
             headers = [("Set-Cookie", self._generate_sid_cookie(sid, attributes))]
         try:
             return self._ok(s.poll(), headers=headers, jsonp_index=jsonp_index)

@@ -17,6 +17,7 @@ from . import settings as _settings
 from .errors import ConfigurationError, ConnectionRefusedError
 from .namespace import Namespace
 from .queues import make_client_manager
+from .security_cookies import apply_session_defaults
 from .security_sessions import report_sessions
 from .sio import SocketIOServer
 from .workers import WorkerGuard, apply_worker_mode, worker_count
@@ -110,6 +111,8 @@ class SocketIO:
             if not hasattr(app, "extensions"):  # pragma: no cover - very old Flask
                 app.extensions = {}
             app.extensions["socketio"] = self
+            # SameSite=Lax, Secure over HTTPS, unless the app chose (server/security_cookies.py)
+            apply_session_defaults(app)
         options = _settings.resolve({**self.server_options, **kwargs}, scopes=_SCOPES)
         # several worker processes: WebSocket only, queue required (server/workers.py)
         workers = worker_count() if app is not None else 1

@@ -228,6 +228,17 @@ SETTINGS: tuple[Setting, ...] = (
             "waits up to 5 s, then the event is dropped with a warning", check=_positive),
     Setting("ordered_handlers", "bool", True,
             "handle the events of one client (per namespace) one at a time, in arrival order"),
+    Setting("event_rate", "float", 100.0,
+            "events per second one connection may send (a token bucket per "
+            "Engine.IO session); over it, events are dropped and acked with an error, "
+            "and a client at three times its budget is disconnected (None: no limit)",
+            check=_positive),
+    Setting("event_burst", "int", 200,
+            "events one connection may send at once before event_rate applies",
+            check=_positive, nullable=False),
+    Setting("connect_timeout", "float", 45.0,
+            "seconds an Engine.IO session has to connect a Socket.IO namespace "
+            "before it is closed (None: never)", check=_positive),
     # -- forwarded to python-engineio --------------------------------------------
     Setting("ping_interval", "object", 25, "seconds between server pings, or (interval, grace)",
             check=_ping_interval, env=False),

@@ -27,6 +27,7 @@ from .dispatch import HandlerPool
 from .engine import EngineServer
 from .engine_socket import EngineSocket
 from .logs import RateLimitedLog
+from .security_events import EventGuard
 
 log = logging.getLogger("server")
 
@@ -37,7 +38,9 @@ class SocketIOServer(socketio.Server):
     """python-socketio's server, threading mode, safe to emit from any thread."""
 
     def __init__(self, handler_threads: int = 32, handler_queue: int = 10_000,
-                 ordered_handlers: bool = True, **kwargs: Any) -> None:
+                 ordered_handlers: bool = True, event_rate: float | None = 100.0,
+                 event_burst: int = 200, connect_timeout: float | None = 45.0,
+                 **kwargs: Any) -> None:
         self.handler_pool = HandlerPool(size=handler_threads, max_pending=handler_queue,
                                         ordered=ordered_handlers)
         self._busy_warning = RateLimitedLog(log, interval=10.0)
@@ -46,6 +49,8 @@ class SocketIOServer(socketio.Server):
         # per thread: eio_sid -> attachments still to send under its lock
         self._pending_attachments = threading.local()
         self._memory_clients: dict[str, Callable[[Any], None]] = {}
+        # per-session event rate and connect timeout (server/security_events.py)
+        self.event_guard = EventGuard(self, event_rate, event_burst, connect_timeout)
         super().__init__(**kwargs)
 
     def _engineio_server_class(self) -> type:
@@ -106,6 +111,10 @@ class SocketIOServer(socketio.Server):
         if not self.manager.is_connected(sid, namespace):
             self.logger.warning("%s is not connected to namespace %s", sid, namespace)
             return None
+        # in-memory test clients are exempt: a test may emit in a tight loop
+        if (eio_sid not in self._memory_clients
+                and not self.event_guard.admit(eio_sid, namespace, id, data)):
+            return None
         if not self.async_handlers or eio_sid in self._memory_clients:
             # in-memory test clients are served synchronously, so that emit()
             # returns with the acknowledgement already received
@@ -128,6 +137,19 @@ class SocketIOServer(socketio.Server):
     def shutdown(self) -> None:
         super().shutdown()
         self.handler_pool.stop()
+        self.event_guard.stop()
+
+    def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
+        ret = super()._handle_eio_connect(eio_sid, environ)
+        if eio_sid not in self._memory_clients:
+            self.event_guard.session_opened(eio_sid)  # the connect timeout starts
+        return ret
+
+    def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> Any:
+        try:
+            return super()._handle_eio_disconnect(eio_sid, reason)
+        finally:
+            self.event_guard.session_closed(eio_sid)
 
     def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """Dispatch one Engine.IO message; a malformed one closes the session.
