@@ -35,6 +35,7 @@ from .security_limits import (
     retry_after,
 )
 from .security_origin import OriginError, parse_origin
+from .ops_stats import RefusalCounts
 from .security_proxy import ForwardedHeaderError
 
 __all__ = ["SecurityPolicy", "wrap"]
@@ -65,6 +66,7 @@ class SecurityPolicy:
         self.config = SecurityConfig.load(options)
         self.logger = logger or logging.getLogger("server.security")
         self.refusals = RefusalLog(self.logger)
+        self.refused = RefusalCounts()  # by reason, for /metrics (server/ops.py)
         cfg = self.config
         self.rate = (HandshakeRate(cfg.handshake_rate, cfg.handshake_burst)
                      if cfg.handshake_rate else None)
@@ -89,23 +91,24 @@ class SecurityPolicy:
             self._warn("proxy", environ.get("REMOTE_ADDR", "?"),
                        "refused request from trusted proxy %s: %s",
                        environ.get("REMOTE_ADDR", "?"), str(e))
-            return self._refuse(environ, start_response, 400, str(e))
+            return self._refuse(environ, start_response, 400, str(e), kind="proxy")
         if not path_under(environ.get("PATH_INFO", ""), self._prefix):
             return self.app(environ, self._headers(environ, start_response, None))
         origin, problem = self._origin(environ)
         if problem:
-            return self._refuse(environ, start_response, 403, problem)
+            return self._refuse(environ, start_response, 403, problem, kind="origin")
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "OPTIONS":
             return self._preflight(environ, start_response, origin)
         if method == "POST":
             refusal = self._check_length(environ)
             if refusal:
-                return self._refuse(environ, start_response, *refusal)
+                return self._refuse(environ, start_response, *refusal, kind="length")
         query = query_names(environ.get("QUERY_STRING", ""))
         if "j" in query:
             return self._refuse(environ, start_response, 403,
-                                "JSONP polling is refused: no Origin protects it")
+                                "JSONP polling is refused: no Origin protects it",
+                                kind="jsonp")
         reservation: Reservation | None = None
         if "sid" not in query:  # a handshake: a new session
             client = environ[_CLIENT] = client_key(environ.get("REMOTE_ADDR", ""))
@@ -172,7 +175,7 @@ class SecurityPolicy:
             return 413, f"body larger than max_http_buffer_size={self.config.max_body}"
         return None
 
-    def _admit(self, environ: dict, client: str) -> Reservation | tuple[int, str, str]:
+    def _admit(self, environ: dict, client: str) -> Reservation | tuple[int, str, str, str]:
         # Per-address limits skip loopback peers: behind a local proxy with no
         # trusted_proxies set, every client would share 127.0.0.1 and the
         # whole site would be throttled as one address (docs/security.md).
@@ -183,16 +186,16 @@ class SecurityPolicy:
                 self._warn("rate", client, "refused handshakes from %s: more than "
                            "handshake_rate=%s/s (burst %s)", client,
                            self.config.handshake_rate, self.config.handshake_burst)
-                return 429, "too many new connections; slow down", retry_after(wait)
+                return 429, "too many new connections; slow down", retry_after(wait), "rate"
         reservation = self.tally.reserve(client, per_client=per_address)
         if reservation == "total":
             self._warn("cap", "total", "refused a handshake: max_connections=%s reached",
                        self.config.max_connections)
-            return 503, "server at its connection limit; try again later", "5"
+            return 503, "server at its connection limit; try again later", "5", "cap_total"
         if reservation == "client":
             self._warn("cap", client, "refused a handshake from %s: "
                        "max_connections_per_ip=%s reached", client, self.config.max_per_client)
-            return 429, "too many open connections from your address", "5"
+            return 429, "too many open connections from your address", "5", "cap_ip"
         assert isinstance(reservation, Reservation)
         return reservation
 
@@ -253,7 +256,8 @@ class SecurityPolicy:
         return [b""]
 
     def _refuse(self, environ: dict, start_response: StartResponse, status: int,
-                reason: str, retry: str | None = None) -> Iterable[bytes]:
+                reason: str, retry: str | None = None, kind: str = "other") -> Iterable[bytes]:
+        self.refused.add(kind)
         body = (reason + "\n").encode("utf-8", "replace")
         headers = [("Content-Type", "text/plain; charset=utf-8"),
                    ("Content-Length", str(len(body))), ("Vary", "Origin"),

@@ -18,11 +18,13 @@ default, validation, environment variable and help.  The same table
 ``extension``  read by :class:`server.SocketIO` itself (Flask-SocketIO's own options);
 ``socketio``   forwarded to python-socketio / python-engineio unchanged;
 ``server``     read by the WSGI server configuration and ``run()``;
-``security``   read by the request policy (origins, proxies, limits).
+``security``   read by the request policy (origins, proxies, limits);
+``ops``        read by the health and metrics endpoints (server/ops.py).
 """
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -186,6 +188,24 @@ def _trusted_proxies(value: Any) -> str | None:
     return "must be a hop count or a list of proxy addresses/networks such as ['10.0.0.0/8']"
 
 
+def _url_path(value: Any) -> str | None:
+    if (not isinstance(value, str) or not value.startswith("/") or len(value) < 2
+            or any(c in value for c in "?# ")):
+        return "must be a URL path such as '/healthz' (None: not served)"
+    return None
+
+
+def _networks(value: Any) -> str | None:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        return "must be a list of addresses/networks such as ['127.0.0.1', '10.0.0.0/8']"
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except (TypeError, ValueError):
+            return f"entry {entry!r} is not an IP address or network such as '10.0.0.0/8'"
+    return None
+
+
 SETTINGS: tuple[Setting, ...] = (
     # -- Flask-SocketIO's own options -------------------------------------------
     Setting("async_mode", "str", "threading", "only 'threading' is supported",
@@ -287,6 +307,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hsts_max_age", "int", 63_072_000,
             "Strict-Transport-Security max-age on responses to HTTPS requests "
             "(0: no header)", scope="security", check=_non_negative),
+    # -- health checks and metrics (server/ops.py, docs/operations.md) ----------
+    Setting("health_path", "str", "/healthz",
+            "liveness check answered 200 'ok' by the server itself (None: off)",
+            scope="ops", check=_url_path),
+    Setting("ready_path", "str", "/readyz",
+            "readiness check for load balancers: 200, or 503 when at max_connections "
+            "or the handler queue is full (None: off)", scope="ops", check=_url_path),
+    Setting("metrics_path", "str", "/metrics",
+            "Prometheus metrics, served when prometheus-client is installed "
+            "(pip install 'server[metrics]'; None: off)", scope="ops", check=_url_path),
+    Setting("metrics_allow", "list", ("127.0.0.0/8", "::1"),
+            "client addresses/networks that may read metrics_path; others get 403",
+            scope="ops", check=_networks, nullable=False),
     # -- WSGI server level (gunicorn.conf.py, uwsgi.ini, run()) -----------------
     Setting("bind", "str", "127.0.0.1:5000", "address the server listens on (HOST:PORT)",
             scope="server"),
