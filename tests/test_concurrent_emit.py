@@ -14,7 +14,10 @@ PER_THREAD = 10_000
 
 def _app():
     app = Flask(__name__)
-    socketio = SocketIO(app)
+    # the test is about packet integrity: on a loaded machine the client may
+    # take longer than the default ping cycle to drain 80,000 events, and a
+    # ping queued behind them must not end the session
+    socketio = SocketIO(app, ping_interval=120, ping_timeout=120)
 
     @socketio.on("flood")
     def flood(count):
@@ -63,7 +66,7 @@ def test_eight_threads_ten_thousand_events_each(transport):
                 all_in.set()
 
     with serve_in_thread(app) as url:
-        client = sio_client.Client(reconnection=False)
+        client = sio_client.Client(reconnection=False, request_timeout=120)
         client.on("txt", lambda d: record(d, False))
         client.on("bin", lambda d: record(d, True))
         client.connect(url, transports=[transport], wait_timeout=10)
