@@ -7,7 +7,7 @@ Werkzeug through ``socketio.run(debug=True)``.  Transports: WebSocket only,
 polling only, polling upgraded to WebSocket.  Clients: python-socketio's
 Client for every scenario (50 of them for the broadcast), and the official
 JavaScript client (tests/js/client.js) for the same scenarios on a few
-sockets.
+sockets.  Plus, once per server, a request with a 5 KB cookie.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import concurrent.futures
 import hashlib
 
 import pytest
+import requests
 
 from .harness import js_client_ready, python_client, run_js
 
@@ -107,6 +108,16 @@ def test_burst_of_50_emits_all_delivered_in_order(connect):
     client, events = connect()
     assert client.call("burst", 50, timeout=10) == 50
     assert events.wait("burst_item", 50, timeout=10) == list(range(50))
+
+
+def test_a_5kb_cookie_is_accepted(live_server):
+    # once per server (no transport): uWSGI's 4 KB default buffer drops this request
+    cookie = "session=" + "c" * 5000
+    response = requests.get(live_server.url + "/cookie", headers={"Cookie": cookie},
+                            timeout=10)
+    assert response.status_code == 200, \
+        f"a 5 KB cookie got HTTP {response.status_code}: {response.text[:200]}"
+    assert response.json() == {"cookie_length": len(cookie)}
 
 
 def test_official_js_client(live_server, transports):
