@@ -142,7 +142,7 @@ def test_sustained_abuse_disconnects_the_client(live):
 
 
 def test_session_without_connect_is_closed_at_connect_timeout(live):
-    url, sio = live
+    url, _sio = live
     sid = json.loads(requests.get(url + HANDSHAKE, timeout=10).text[1:])["sid"]
     # the long poll ends with the Engine.IO CLOSE packet once the timer fires
     answer = requests.get(f"{url}{HANDSHAKE}&sid={sid}", timeout=30)
