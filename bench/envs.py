@@ -80,6 +80,13 @@ def calibrate_cpu_iterations() -> int:
     return int(out.stdout.strip())
 
 
+def calibrate_js_iterations() -> int:
+    """The same for the Node server's loop (bench/node/server.js --calibrate)."""
+    out = subprocess.run(["taskset", "-c", "0", "node", "server.js", "--calibrate"], cwd=NODE_DIR,
+                         check=True, capture_output=True, text=True)
+    return int(out.stdout.strip())
+
+
 def versions() -> dict[str, str]:
     """Versions of everything measured, for the results file."""
     code = ("import importlib.metadata as m, json, sys; out = {'python': sys.version.split()[0]}\n"
@@ -100,4 +107,15 @@ def versions() -> dict[str, str]:
                                    text=True).stdout.strip(),
             "socket.io": lock["node_modules/socket.io"]["version"],
             "socket.io-client": lock["node_modules/socket.io-client"]["version"]}
-    return {"ours": ours, "peers": peers, "node": node, "cpus": str(os.cpu_count())}
+    return {"ours": ours, "peers": peers, "node": node, "cpus": str(os.cpu_count()),
+            "tree": tree_state()}
+
+
+def tree_state() -> str:
+    """The commit measured, and whether server/ had uncommitted changes (shared tree)."""
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "server"],
+                           capture_output=True, text=True).stdout.split("\n")
+    dirty = [ln[3:] for ln in dirty if ln.strip()]
+    return head + (f" + uncommitted {', '.join(dirty)}" if dirty else "")

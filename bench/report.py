@@ -73,11 +73,13 @@ def markdown(meta: dict, summ: dict, servers: list[str], wls: list[str]) -> str:
          f"before {meta['loadavg_before']}, after {meta['loadavg_after']} (shared and noisy: "
          "read the ratios, which compare runs made seconds apart, rather than the absolutes). "
          f"Server pinned to core 0, load generator ({meta['loadgen']}) to core 1. CPU handler: "
-         f"{meta['cpu_iters']:,} loop iterations (50 ms calibrated on core 0).", ""]
+         f"{meta['cpu_iters']['python']:,} Python / {meta['cpu_iters']['node']:,} JavaScript loop "
+         f"iterations (each 50 ms, calibrated once on core 0). Priority: nice {meta.get('nice', 0)}.",
+         ""]
     g = lambda s, w, k="median": summ[s].get(w, {}).get(k)  # noqa: E731
     L += ["## Medians", "",
           "| server | echo 10 clients (rt/s) | echo 100 clients (rt/s) | broadcast 100 (deliveries/s) "
-          "| light p50 / p99 under CPU load (ms) | CPU handler calls/s | connections answering "
+          "| light p50 / p99 under CPU load (ms) | CPU handler calls/s | connections answering / open "
           "| RSS per connection (KB) | threads at peak |",
           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in servers:
@@ -85,7 +87,7 @@ def markdown(meta: dict, summ: dict, servers: list[str], wls: list[str]) -> str:
                  f"| {_f(g(s, 'broadcast100'))} "
                  f"| {_f(g(s, 'fairness', 'p50_ms'), 1)} / {_f(g(s, 'fairness', 'p99_ms'), 1)} "
                  f"| {_f(g(s, 'fairness', 'cpu_calls_per_s'), 1)} "
-                 f"| {_f(g(s, 'capacity', 'connected'))} "
+                 f"| {_f(g(s, 'capacity'))} / {_f(g(s, 'capacity', 'connected'))} "
                  f"| {_f(g(s, 'capacity', 'kb_per_conn'), 1)} "
                  f"| {_f(g(s, 'capacity', 'peak_threads'))} |")
     L += ["", "## Ratios to Flask-SocketIO + eventlet", "",
@@ -158,7 +160,7 @@ def _targets(summ: dict, meta: dict) -> list[str]:
         c = summ.get(s, {}).get("capacity")
         if not c or c.get("connected") is None:
             continue
-        n, kb = c["connected"], c["kb_per_conn"]
+        n, kb = c["median"] or 0, c["kb_per_conn"]
         ok = n >= 5000 and kb is not None and kb <= 60
         note = "" if meta["capacity"] >= 5000 else f" (cap {meta['capacity']} in this run)"
         out.append(f"| 5,000 clients at <= 60 KB each, {SERVERS[s].label} | {_f(n)} clients "

@@ -63,6 +63,11 @@ SERVERS: dict[str, ServerSpec] = {s.name: s for s in [
 ]}
 
 
+def pinned(core: str, nice: int) -> list[str]:
+    """The command prefix that runs a process on ``core`` at priority ``nice``."""
+    return (["nice", "-n", str(nice)] if nice else []) + ["taskset", "-c", core]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -95,16 +100,16 @@ def process_tree(pid: int) -> list[int]:
 class RunningServer:
     """One server subprocess pinned to SERVER_CORE; ``pids`` is its process tree."""
 
-    def __init__(self, spec: ServerSpec, cpu_iters: int, log_path: Path) -> None:
+    def __init__(self, spec: ServerSpec, cpu_iters: dict, log_path: Path, nice: int = 0) -> None:
         self.spec = spec
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, **spec.env, "BENCH_CPU_ITERS": str(cpu_iters),
-               "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **spec.env, "BENCH_CPU_ITERS": str(cpu_iters["python"]),
+               "BENCH_CPU_ITERS_JS": str(cpu_iters["node"]), "PYTHONUNBUFFERED": "1"}
         env.pop("VIRTUAL_ENV", None)
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CORE, *spec.argv(self.port)],
+        self.proc = subprocess.Popen([*pinned(SERVER_CORE, nice), *spec.argv(self.port)],
                                      cwd=spec.cwd, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         self.pids: list[int] = [self.proc.pid]

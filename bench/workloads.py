@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass
 
 from envs import NODE_DIR
+from servers import pinned
 
 LOADGEN_CORE = "1"
 
@@ -45,12 +46,13 @@ def workloads(quick: bool, capacity: int) -> list[Workload]:
     ]
 
 
-def run_load(url: str, pids: list[int], config: dict, max_seconds: int = 150) -> dict:
+def run_load(url: str, pids: list[int], config: dict, max_seconds: int = 150,
+             nice: int = 0) -> dict:
     """Run one workload against ``url``; the load generator's JSON result."""
     cfg = {**config, "url": url, "pids": pids, "clk_tck": os.sysconf("SC_CLK_TCK"),
            "max_seconds": max_seconds}
     try:
-        out = subprocess.run(["taskset", "-c", LOADGEN_CORE, "node", "load.js", json.dumps(cfg)],
+        out = subprocess.run([*pinned(LOADGEN_CORE, nice), "node", "load.js", json.dumps(cfg)],
                              cwd=NODE_DIR, capture_output=True, text=True,
                              timeout=max_seconds + 15)
     except subprocess.TimeoutExpired:

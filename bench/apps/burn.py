@@ -22,7 +22,7 @@ def burn(n: int) -> int:
     return total
 
 
-def calibrate(target_s: float = 0.050, probe: int = 200_000, tries: int = 7) -> int:
+def calibrate(target_s: float = 0.050, probe: int = 200_000, tries: int = 15) -> int:
     """Iterations that take ``target_s``: best (least disturbed) of ``tries`` probes."""
     best = min(_timed(probe) for _ in range(tries))
     return max(1, int(probe * target_s / best))

@@ -48,6 +48,13 @@ function pct(sorted, p) {
   if (!sorted.length) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
+function alive(pid) {
+  // a dead child stays in /proc as a zombie until run.py reaps it
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return s.slice(s.lastIndexOf(")") + 2, s.lastIndexOf(")") + 3) !== "Z";
+  } catch (e) { return false; }
+}
 function emitResult(obj) { process.stdout.write(JSON.stringify(obj) + "\n"); }
 
 function connectOne(timeoutMs) {
@@ -188,7 +195,7 @@ async function capacity() {
   });
   await sleep(500);
   const peak = serverSnap();
-  const perConnKb = socks.length ? (peak.kb - base.kb) / socks.length : null;
+  const perConnKb = socks.length && peak.kb ? (peak.kb - base.kb) / socks.length : null;
   return finish(socks, { value: answered, unit: "clients", connected: socks.length, failed,
                          connect_seconds: connectS, base_rss_kb: base.kb, peak_rss_kb: peak.kb,
                          kb_per_conn: perConnKb, base_threads: base.threads,
@@ -198,6 +205,13 @@ async function capacity() {
 
 function finish(socks, result) {
   for (const s of socks) s.close();
+  // a server process that died during the run (crash, or gunicorn's arbiter
+  // killing a worker that missed its heartbeat) makes the figures meaningless
+  const gone = (cfg.pids || []).filter((pid) => !alive(pid));
+  if (gone.length && !result.error) {
+    const at = result.connected !== undefined ? ` with ${result.connected} clients open` : "";
+    result.error = `server process ${gone.join(", ")} exited during the run${at} (see the server log)`;
+  }
   return result;
 }
 

@@ -13,7 +13,7 @@ function burn(n) {
   return total;
 }
 
-function calibrate(targetMs = 50, probe = 2_000_000, tries = 7) {
+function calibrate(targetMs = 50, probe = 500_000, tries = 15) {
   let best = Infinity;
   for (let t = 0; t < tries; t++) {
     const t0 = process.hrtime.bigint();
@@ -23,7 +23,10 @@ function calibrate(targetMs = 50, probe = 2_000_000, tries = 7) {
   return Math.max(1, Math.floor((probe * targetMs) / best));
 }
 
-const CPU_ITERS = calibrate();
+if (process.argv[2] === "--calibrate") { console.log(calibrate()); process.exit(0); }
+// bench/run.py calibrates once (on the server's core) and passes the count,
+// so every run of a benchmark does the same work
+const CPU_ITERS = Number(process.env.BENCH_CPU_ITERS_JS) || calibrate();
 const port = Number(process.argv[2]);
 const httpServer = http.createServer();
 const io = new Server(httpServer, { serveClient: false });
