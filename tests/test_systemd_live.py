@@ -471,8 +471,17 @@ def test_sandbox_mounts_are_what_the_unit_says(tmp_path, layout):
     for key in ("home", "root"):
         assert seen.get(key) in ("errno13", "errno30"), f"{key} inside the sandbox: {seen}"
         seen[key] = "refused"
+    # port 80: EACCES (no CAP_NET_BIND_SERVICE) or EPERM (refused by the
+    # kernel's filter); host loopback from the private network: ECONNREFUSED
+    # (its own empty loopback) or EPERM — both mean unreachable (seen under load)
+    assert seen.get("port80") in ("errno13", "errno1"), f"port 80 inside the sandbox: {seen}"
+    seen["port80"] = "refused"
+    if layout == "socket":
+        assert seen.get("host_loopback") in ("errno111", "errno1"), \
+            f"host loopback inside the private network: {seen}"
+        seen["host_loopback"] = "unreachable"
     expected = {"repo": "errno30", "run": "errno30", "runtime": "ok", "tmp": "ok",
                 "tmp_private": "yes", "home": "refused", "root": "refused",
-                "host_loopback": "errno111" if layout == "socket" else "ok",
-                "caps": "0000000000000000,0000000000000000", "port80": "errno13"}
+                "host_loopback": "unreachable" if layout == "socket" else "ok",
+                "caps": "0000000000000000,0000000000000000", "port80": "refused"}
     assert seen == expected, f"inside the sandbox: {seen}, expected {expected}"
