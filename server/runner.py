@@ -21,6 +21,7 @@ import difflib
 import importlib
 import importlib.util
 import logging
+import os
 import signal
 import sys
 import threading
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigurationError
-from .settings import server_value
+from .settings import BY_NAME, server_value
 
 log = logging.getLogger("server")
 
@@ -130,6 +131,10 @@ def make_plan(socketio: Any, app: Any, host: str | None, port: int | None,
         raise ConfigurationError(f"run(threads={threads!r}) must be a positive integer. "
                                  "Fix: pass e.g. threads=100 or set SERVER_THREADS")
     bind_host, _, bind_port = str(server_value("bind")).rpartition(":")
+    server_name = getattr(app, "config", {}).get("SERVER_NAME") or ""
+    if port is None and BY_NAME["bind"].env_var not in os.environ and ":" in server_name:
+        # Flask-SocketIO takes the port from SERVER_NAME when none is given
+        bind_port = server_name.rpartition(":")[2]
     port = int(port if port is not None else (bind_port or 5000))
     if not 0 <= port <= 65535:
         raise ConfigurationError(f"run(port={port!r}) must be 0-65535. Fix: pass a valid port")

@@ -56,6 +56,17 @@ def test_server_choice():
     assert runner.choose_server("waitress", debug=True) == "waitress"
 
 
+def test_plan_defaults_follow_flask_socketio(app_and_socketio):
+    app, socketio = app_and_socketio
+    plan = runner.make_plan(socketio, app, None, None, {})
+    assert (plan.host, plan.port, plan.threads, plan.log_output) == ("127.0.0.1", 5000, 100, False)
+    app.config["SERVER_NAME"] = "example.test:7001"
+    assert runner.make_plan(socketio, app, None, None, {}).port == 7001
+    debug = runner.make_plan(socketio, app, "0.0.0.0", 8080, {"debug": True})
+    assert (debug.server, debug.use_reloader, debug.log_output, debug.port) == \
+        ("werkzeug", True, True, 8080)
+
+
 def test_stop_without_run_says_why(app_and_socketio):
     _app, socketio = app_and_socketio
     with pytest.raises(RuntimeError, match="not serving through run"):
