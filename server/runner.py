@@ -126,7 +126,9 @@ def make_plan(socketio: Any, app: Any, host: str | None, port: int | None,
     if options.get("allow_unsafe_werkzeug"):
         log.info("run(allow_unsafe_werkzeug=True) is accepted and ignored: the "
                  "development server runs only with debug=True or server='werkzeug'")
-    threads = options.get("threads") or server_value("threads")
+    threads = options.get("threads")
+    if threads is None:
+        threads = server_value("threads")
     if isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0:
         raise ConfigurationError(f"run(threads={threads!r}) must be a positive integer. "
                                  "Fix: pass e.g. threads=100 or set SERVER_THREADS")
