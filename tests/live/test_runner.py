@@ -1,6 +1,7 @@
 """``SocketIO.run()`` / ``stop()`` (server/runner.py) on each embedded server."""
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 
@@ -90,5 +91,20 @@ def test_run_serves_websockets_and_stop_from_a_handler_ends_it(server, tmp_path)
         assert requests.get(live.url + "/stop", timeout=10).status_code == 200
         events.wait("disconnect", timeout=15)
         assert live.proc.wait(20) == 0, f"run() exited with {live.proc.returncode}"
+    finally:
+        live.stop()
+
+
+def test_python_m_server_run_serves_the_demo_by_default(tmp_path):
+    port = free_port()
+    live = LiveServer("python -m server run",
+                      [sys.executable, "-m", "server", "run", "--port", str(port)],
+                      server_env(), port, tmp_path / "server-run.log", ready_path="/")
+    live.start()
+    try:
+        # the demo's own behaviour is tested elsewhere: here, that it is served
+        assert f"serving {live.url} with gunicorn" in live.log_text()
+        live.proc.send_signal(signal.SIGTERM)
+        assert live.proc.wait(20) == 0, f"exited with {live.proc.returncode}"
     finally:
         live.stop()
