@@ -19,10 +19,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable
 
 import flask
 import pytest
@@ -38,8 +38,8 @@ pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parents[1]
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 MAX_BUFFER = 10_000
-OPTIONS = dict(max_http_buffer_size=MAX_BUFFER, ping_interval=1, ping_timeout=1,
-               connect_timeout=1)
+OPTIONS = {"max_http_buffer_size": MAX_BUFFER, "ping_interval": 1, "ping_timeout": 1,
+               "connect_timeout": 1}
 FUZZ = settings(max_examples=100, deadline=timedelta(seconds=30), database=None,
                 suppress_health_check=[HealthCheck.too_slow,
                                        HealthCheck.function_scoped_fixture])
