@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 MAX_BUFFER = 10_000
 OPTIONS = {"max_http_buffer_size": MAX_BUFFER, "ping_interval": 1, "ping_timeout": 1,
-               "connect_timeout": 1}
+           "connect_timeout": 1}
 FUZZ = settings(max_examples=100, deadline=timedelta(seconds=30), database=None,
                 suppress_health_check=[HealthCheck.too_slow,
                                        HealthCheck.function_scoped_fixture])
