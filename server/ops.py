@@ -98,6 +98,7 @@ class OpsMiddleware:
         self.config = config
         self.max_connections = max_connections
         self.flask_app = flask_app
+        self.policy = policy
         self.logger = logger or logging.getLogger("server.ops")
         self.draining: str | None = None
         self.registry: Any = None  # a prometheus_client CollectorRegistry when metrics are on
@@ -135,7 +136,7 @@ class OpsMiddleware:
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """(ready?, the figures it was decided on): lock-free reads only."""
-        sessions = len(self.server.eio.sockets)
+        sessions = self._open_sessions()
         pool = self.server.handler_pool
         pending, limit = pool.pending, pool.max_pending
         facts: dict[str, Any] = {"sessions": sessions, "max_connections": self.max_connections,
@@ -149,6 +150,15 @@ class OpsMiddleware:
         else:
             return True, {"status": "ready", **facts}
         return False, {"status": "unavailable", "reason": reason, **facts}
+
+    def _open_sessions(self) -> int:
+        if self.policy is not None:
+            # what the connection cap counts (closed sessions are already out)
+            return self.policy.tally.open
+        # closed WebSocket sessions stay in eio.sockets until python-engineio's
+        # sweep; CPython copies the values without letting another thread in
+        return sum(1 for s in list(self.server.eio.sockets.values())
+                   if not getattr(s, "closed", False))
 
     def _ready(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         ready, facts = self.readiness()

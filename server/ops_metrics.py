@@ -54,7 +54,9 @@ class ServerCollector(Collector):
         sessions = dict(eio.sockets)
         by_transport = {"polling": 0, "websocket": 0}
         for session in sessions.values():
-            by_transport[_transport(session)] += 1
+            # a closed WebSocket session waits in eio.sockets for engineio's sweep
+            if not getattr(session, "closed", False):
+                by_transport[_transport(session)] += 1
         family = GaugeMetricFamily(
             PREFIX + "engineio_sessions", "Open Engine.IO sessions, by transport.",
             labels=["transport"])

@@ -143,6 +143,11 @@ class ConnectionTally:
             self._count.pop(client, None)
         self._all = max(0, self._all - 1)
 
+    @property
+    def open(self) -> int:
+        """Sessions + handshakes in flight, read without the lock (one int, for /readyz)."""
+        return self._all
+
     def counts(self) -> tuple[int, int]:
         """(sessions + handshakes in flight in total, clients with any)."""
         with self._lock:
