@@ -183,6 +183,11 @@ class EventGuard:
         if self.budget is None:
             return True
         verdict = self.budget.take(eio_sid)
+        if eio_sid not in self.server.environ:
+            # the session ended meanwhile; python-socketio drops its environ
+            # before session_closed() runs, so either that forget() or this
+            # one frees the bucket this take() may have created
+            self.budget.forget(eio_sid)
         if verdict == ADMIT:
             return True
         address = self._address(eio_sid)
