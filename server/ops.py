@@ -218,13 +218,14 @@ def _app_routes(flask_app: Any, path: str) -> bool:
     """Whether the Flask app has a rule for ``path`` (any method)."""
     if flask_app is None:
         return False
-    from werkzeug.exceptions import NotFound
+    from werkzeug.exceptions import HTTPException, NotFound
+    from werkzeug.routing import RoutingException
 
     try:
         flask_app.url_map.bind("localhost").match(path, method="GET")
     except NotFound:
         return False
-    except Exception:  # MethodNotAllowed, RequestRedirect...: the app has the path
+    except (HTTPException, RoutingException):  # MethodNotAllowed, RequestRedirect
         return True
     return True
 

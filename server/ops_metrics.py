@@ -10,7 +10,8 @@
 """Prometheus metrics for one server (docs/operations.md lists them)."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -93,9 +94,13 @@ class ServerCollector(Collector):
         yield CounterMetricFamily(PREFIX + "packets_sent",
                                   "Socket.IO packets sent to clients, one per recipient.",
                                   value=stats.packets_out)
-        yield CounterMetricFamily(PREFIX + "events_dropped",
-                                  "Events dropped because the handler queue stayed full.",
-                                  value=stats.events_dropped)
+        dropped = CounterMetricFamily(
+            PREFIX + "events_dropped",
+            "Events not handled: handler queue full, or over the connection's event_rate.",
+            labels=["reason"])
+        dropped.add_metric(["handler_queue_full"], stats.events_dropped)
+        dropped.add_metric(["event_rate"], stats.events_rate_limited)
+        yield dropped
         for name, histogram, text in (
                 ("handler_duration_seconds", stats.handler,
                  "Seconds an event handler ran (handler pool tasks)."),

@@ -51,16 +51,19 @@ class EventStats:
     ``events_in``: events received from clients and accepted for handling;
     ``packets_out``: Socket.IO packets sent to clients (events, acks, connect
     answers), one per recipient; ``events_dropped``: events dropped because
-    the handler pool stayed full; ``handler``/``wait``: seconds a handler ran
+    the handler pool stayed full; ``events_rate_limited``: events refused by
+    the per-connection event_rate; ``handler``/``wait``: seconds a handler ran
     and seconds its event waited in the pool's queue.
     """
 
-    __slots__ = ("events_in", "packets_out", "events_dropped", "handler", "wait")
+    __slots__ = ("events_dropped", "events_in", "events_rate_limited", "handler",
+                 "packets_out", "wait")
 
     def __init__(self) -> None:
         self.events_in = 0
         self.packets_out = 0
         self.events_dropped = 0
+        self.events_rate_limited = 0
         self.handler = Histogram()
         self.wait = Histogram()
 

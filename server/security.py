@@ -25,6 +25,7 @@ from typing import Any
 
 from werkzeug.wsgi import ClosingIterator
 
+from .ops_stats import RefusalCounts
 from .security_config import SecurityConfig, policy_options
 from .security_http import client_key, is_loopback, own_origin, path_under, query_names
 from .security_limits import (
@@ -35,7 +36,6 @@ from .security_limits import (
     retry_after,
 )
 from .security_origin import OriginError, parse_origin
-from .ops_stats import RefusalCounts
 from .security_proxy import ForwardedHeaderError
 
 __all__ = ["SecurityPolicy", "wrap"]

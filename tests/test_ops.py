@@ -68,8 +68,10 @@ def test_paths_are_configurable_and_can_be_turned_off():
     plain = flask.Flask(__name__)
     sio = server.SocketIO(plain)
     inner = plain.wsgi_app
+    while isinstance(inner, ops.OpsMiddleware):  # once SocketIO puts one in front itself
+        inner = inner.app
     off = {"health_path": None, "ready_path": None, "metrics_path": None}
-    assert ops.wrap(inner, sio, off) is inner
+    assert ops.wrap(plain.wsgi_app, sio, off) is inner
 
 
 def test_wrapping_again_replaces_the_previous_layer():
@@ -91,7 +93,7 @@ def test_cross_site_requests_are_refused(path, headers):
     app, _ = make_app()
     answer = get(app, path, **headers)
     assert answer.status_code == 403, f"{path} with {headers}: got {answer.status_code}"
-    leaked = [h for h in answer.headers.keys() if h.lower().startswith("access-control-")]
+    leaked = [k for k, _ in answer.headers.items() if k.lower().startswith("access-control-")]
     assert not leaked, f"no CORS headers expected, got {leaked}"
 
 

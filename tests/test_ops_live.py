@@ -77,7 +77,7 @@ def connect(url, transports, namespaces=("/",)):
 
 
 def test_metrics_follow_the_traffic():
-    with live_app() as (url, sio):
+    with live_app() as (url, _sio):
         before = scrape(url)
         ws = connect(url, ["websocket"], namespaces=("/", "/chat"))
         polling = connect(url, ["polling"])
@@ -110,8 +110,8 @@ def test_metrics_follow_the_traffic():
 def test_event_counters_follow_the_traffic():
     with live_app() as (url, sio):
         if not hasattr(sio.server, "stats"):
-            pytest.skip("SocketIOServer.stats not wired yet (server/sio.py, see "
-                        "docs/operations.md 'Counters in the Socket.IO server')")
+            pytest.skip("SocketIOServer has no .stats: server/sio.py does not count "
+                        "events yet (server/ops_stats.py EventStats)")
         before = scrape(url)
         ws = connect(url, ["websocket"], namespaces=("/", "/chat"))
         polling = connect(url, ["polling"])
