@@ -8,8 +8,10 @@
 #   - ConnectDeadlines: sessions that must connect a namespace before a
 #     deadline.  One daemon timer thread for the whole server (started with
 #     the first session, never one per connection) sleeps until the earliest
-#     deadline and calls ``expire(eio_sid)`` outside the lock.  Deadlines are
-#     opened in time order with one timeout, so a FIFO deque stays sorted.
+#     deadline and calls ``expire(eio_sid)`` outside the lock, and ends when
+#     no deadline is left.  Deadlines are opened in time order with one
+#     timeout, so a FIFO deque stays sorted and a new one is never the
+#     earliest: the sleeping thread need not be woken for it.
 #   On close: EventBudget.forget() drops a session's bucket (called from the
 #   Engine.IO disconnect); ConnectDeadlines.stop() ends the timer thread.
 """Per-connection event rate and the Socket.IO connect timeout (docs/security.md)."""
@@ -107,8 +109,6 @@ class ConnectDeadlines:
                 self._thread = threading.Thread(target=self._run, daemon=True,
                                                 name="server-connect-timeout")
                 self._thread.start()
-            elif len(self._due) == 1:
-                self._cond.notify()
 
     def stop(self) -> None:
         with self._cond:
@@ -120,13 +120,20 @@ class ConnectDeadlines:
         with self._cond:
             return len(self._due)
 
+    @property
+    def running(self) -> bool:
+        """Whether the timer thread is alive (it ends when nothing is due)."""
+        with self._cond:
+            return self._thread is not None
+
     def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._stopped:
                     if not self._due:
-                        self._cond.wait()
-                        continue
+                        # idle: end; the next opened() starts a new thread
+                        self._thread = None
+                        return
                     wait = self._due[0][0] - time.monotonic()
                     if wait <= 0:
                         break

@@ -42,6 +42,13 @@ def test_budget_refills_at_the_rate_and_forgets():
     assert len(budget) == 0
 
 
+def test_limits_can_be_turned_off():
+    sio = server.SocketIO(flask.Flask(__name__), event_rate=None, connect_timeout=None)
+    guard = sio.server.event_guard
+    assert (guard.budget, guard.deadlines) == (None, None)
+    assert guard.admit("any", "/", None, ["x"]) is True
+
+
 def test_event_settings_are_validated():
     with pytest.raises(ConfigurationError, match="event_rate=0"):
         server.SocketIO(event_rate=0)
@@ -69,6 +76,9 @@ def test_deadlines_use_one_thread_and_expire_in_order():
         assert threading.active_count() <= before + 1, "one timer thread, not one per session"
         assert done.wait(30), f"expected 50 expiries, got {len(expired)}"
         assert expired == [f"s{n}" for n in range(50)]
+        _wait(lambda: not deadlines.running, what="the idle timer thread to end")
+        deadlines.opened("again")  # a new thread serves the next deadline
+        _wait(lambda: expired[-1:] == ["again"], what="the next expiry")
     finally:
         deadlines.stop()
 
