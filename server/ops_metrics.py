@@ -70,7 +70,11 @@ class ServerCollector(Collector):
         manager = self.server.manager
         for namespace in list(manager.rooms):
             counts = {"polling": 0, "websocket": 0}
-            for _sid, eio_sid in manager.get_participants(namespace, None):
+            try:
+                members = list(manager.get_participants(namespace, None))
+            except KeyError:  # the namespace's last client left meanwhile
+                members = []
+            for _sid, eio_sid in members:
                 counts[_transport(sessions.get(eio_sid))] += 1
             for transport, count in counts.items():
                 family.add_metric([namespace, transport], count)
