@@ -91,7 +91,10 @@ def test_broadcast_reaches_50_clients(connect):
 def test_background_task_emits_to_client(connect):
     client, events = connect()
     assert client.call("start_ticks", 5, timeout=10) is True
-    assert events.wait("tick", 5, timeout=10) == [0, 1, 2, 3, 4]
+    # sorted: python-engineio's client runs each message's handler on a thread
+    # of its own, so arrival order is not observable through it (the JS
+    # client's scenarios check order)
+    assert sorted(events.wait("tick", 5, timeout=10)) == [0, 1, 2, 3, 4]
 
 
 def test_server_side_disconnect(connect):
@@ -104,10 +107,11 @@ def test_server_side_disconnect(connect):
     assert not client.connected
 
 
-def test_burst_of_50_emits_all_delivered_in_order(connect):
+def test_burst_of_50_emits_all_delivered(connect):
     client, events = connect()
     assert client.call("burst", 50, timeout=10) == 50
-    assert events.wait("burst_item", 50, timeout=10) == list(range(50))
+    # each exactly once; order is checked by the JS client (see above)
+    assert sorted(events.wait("burst_item", 50, timeout=10)) == list(range(50))
 
 
 def test_a_5kb_cookie_is_accepted(live_server):
