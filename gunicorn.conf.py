@@ -45,7 +45,7 @@ timeout = 30
 # within a ping interval, so a few seconds is plenty.
 keepalive = 5
 # SIGTERM: how long the worker may take to finish in-flight requests before
-# it is killed.  The worker_exit hook below closes the Socket.IO clients.
+# it is killed.  The hooks below close the Socket.IO clients first.
 graceful_timeout = max(1, round(server_value("graceful_timeout")))
 
 # -- Request limits ----------------------------------------------------------
