@@ -12,7 +12,7 @@ from flask.sessions import SessionMixin
 from socketio import WSGIApp
 
 from . import handlers as _h
-from . import security
+from . import ops, security
 from . import settings as _settings
 from .errors import ConfigurationError, ConnectionRefusedError
 from .namespace import Namespace
@@ -24,7 +24,7 @@ from .workers import WorkerGuard, apply_worker_mode, worker_count
 
 log = logging.getLogger("server")
 
-_SCOPES = ("extension", "socketio", "security")
+_SCOPES = ("extension", "socketio", "security", "ops")
 
 
 class _SocketIOMiddleware(WSGIApp):
@@ -96,6 +96,8 @@ class SocketIO:
         self.manage_session = True
         self.async_mode = "threading"
         self.sockio_mw: _SocketIOMiddleware | None = None
+        self.ops_mw: Any = None
+        self._shut_down = False
         # validate now, so a typo fails where it was written
         _settings.resolve(kwargs, scopes=_SCOPES, environ={})
         if app is not None or "message_queue" in kwargs:
@@ -119,7 +121,7 @@ class SocketIO:
         apply_worker_mode(options, workers)
         self.server_options = dict(options)
         policy_options = dict(options)  # the security policy reads several scopes
-        for name in [n for n in options if _settings.BY_NAME[n].scope == "security"]:
+        for name in [n for n in options if _settings.BY_NAME[n].scope in ("security", "ops")]:
             del options[name]
         policy_on = policy_options.get("security_policy", True)
         if policy_on:
@@ -156,7 +158,10 @@ class SocketIO:
                 policy_options.setdefault("path", resource)
                 wsgi = security.wrap(wsgi, policy_options, logging.getLogger("server.security"))
                 report_sessions(self.server.eio, wsgi)
-            app.wsgi_app = wsgi
+            # outermost: health answers never wait behind the policy or Flask
+            self.ops_mw = ops.wrap(wsgi, self, self.server_options,
+                                   logging.getLogger("server.ops"))
+            app.wsgi_app = self.ops_mw
 
     # -- registration -----------------------------------------------------------
     def on(self, message: str, namespace: str | None = None) -> Callable:
@@ -479,8 +484,11 @@ class SocketIO:
         an Engine.IO close. Neither is a Socket.IO ``disconnect`` packet, which
         would tell the official client not to reconnect.
         """
-        if self.server is None:
-            return
+        if self.server is None or self._shut_down:
+            return  # idempotent: several hooks may ask on the way out
+        self._shut_down = True
+        if isinstance(self.ops_mw, ops.OpsMiddleware):
+            self.ops_mw.draining = reason  # /readyz: load balancers stop sending clients
         eio = self.server.eio
         # WebSockets first, so that they get 1001 (going away) rather than the
         # 1000 an Engine.IO close would make their writer send

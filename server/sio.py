@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import zlib
 from typing import Any, Callable
 
@@ -27,6 +28,7 @@ from .dispatch import HandlerPool
 from .engine import EngineServer
 from .engine_socket import EngineSocket
 from .logs import RateLimitedLog
+from .ops_stats import EventStats
 from .security_events import EventGuard
 
 log = logging.getLogger("server")
@@ -51,6 +53,7 @@ class SocketIOServer(socketio.Server):
         self._memory_clients: dict[str, Callable[[Any], None]] = {}
         # per-session event rate and connect timeout (server/security_events.py)
         self.event_guard = EventGuard(self, event_rate, event_burst, connect_timeout)
+        self.stats = EventStats()  # figures for /metrics (server/ops_metrics.py)
         super().__init__(**kwargs)
 
     def _engineio_server_class(self) -> type:
@@ -60,6 +63,7 @@ class SocketIOServer(socketio.Server):
         return self._send_locks[zlib.crc32(eio_sid.encode()) % _LOCK_STRIPES]
 
     def _send_packet(self, eio_sid: str, pkt: Any) -> None:
+        self.stats.packets_out += 1
         encoded = pkt.encode()
         parts = encoded if isinstance(encoded, list) else [encoded]
         receiver = self._memory_clients.get(eio_sid)
@@ -76,6 +80,8 @@ class SocketIOServer(socketio.Server):
         # by its attachments, one call each, from one thread: the header takes
         # the client's lock and the last attachment releases it, so another
         # thread's packet can never land in between.
+        if isinstance(eio_pkt.data, str):  # a packet, not one of its binary attachments
+            self.stats.packets_out += 1
         receiver = self._memory_clients.get(eio_sid)
         if receiver is not None:
             if eio_pkt.packet_type == eio_packet.MESSAGE:
@@ -114,20 +120,29 @@ class SocketIOServer(socketio.Server):
         # in-memory test clients are exempt: a test may emit in a tight loop
         if (eio_sid not in self._memory_clients
                 and not self.event_guard.admit(eio_sid, namespace, id, data)):
+            self.stats.events_rate_limited += 1
             return None
+        self.stats.events_in += 1
         if not self.async_handlers or eio_sid in self._memory_clients:
             # in-memory test clients are served synchronously, so that emit()
             # returns with the acknowledgement already received
             self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
             return None
 
+        queued = time.perf_counter()
+
         def run() -> None:
-            self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
+            started = time.perf_counter()
+            try:
+                self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
+            finally:
+                self.stats.handled(started - queued, time.perf_counter() - started)
 
         # one queue per Socket.IO socket (client and namespace): a client's
         # events keep their order, and a slow handler in one namespace does not
         # hold up the client's other namespaces
         if not self.handler_pool.submit(sid, run):
+            self.stats.events_dropped += 1
             self._busy_warning.warning(
                 "handler pool full (%d events waiting): dropped event %r from %s; "
                 "raise handler_threads/handler_queue or make handlers faster",

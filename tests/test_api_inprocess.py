@@ -280,3 +280,10 @@ def test_admin_ui_instrumentation_and_session_helpers(chat):
         sess["k"] = "v"
     assert socketio.get_session(sid) == {"k": "v"}
     assert sid in socketio.rooms(sid)
+
+
+def test_shutdown_is_idempotent(chat):
+    app, socketio = chat
+    socketio.test_client(app)
+    socketio.shutdown()
+    socketio.shutdown()  # a second hook on the way out must not fail

@@ -100,7 +100,9 @@ def test_background_task_and_burst(client_factory):
     client.on("tick", on_tick)
     client.emit("start_task", 50)
     assert done.wait(20), f"expected 50 ticks, got {len(ticks)}"
-    assert ticks == list(range(50))
+    # python-socketio's Client runs each message on a thread of its own: it
+    # shows delivery, not order (tests/test_concurrent_emit.py checks order)
+    assert sorted(ticks) == list(range(50))
 
 
 def test_server_calls_client_and_gets_answer(client_factory):
