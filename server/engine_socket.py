@@ -62,6 +62,11 @@ class EngineSocket(Socket):
     def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         # never join the queue: see the design note
         super().close(wait=False, abort=abort, reason=reason)
+        if self.upgraded and self.server.sockets.get(self.sid) is self:
+            # a WebSocket session has nothing left to deliver: forget it now
+            # rather than at the monitor's next sweep (counts stay exact).  A
+            # polling session stays until its last poll has fetched the close.
+            self.server.sockets.pop(self.sid, None)
 
     def handle_post_request(self, environ: dict) -> None:
         length = int(environ.get("CONTENT_LENGTH") or 0)

@@ -142,6 +142,7 @@ class SocketIO:
         options.pop("resource", None)
         resource = resource.strip("/")
         self.server = SocketIOServer(**options)
+        self._shut_down = False
         self.async_mode = self.server.async_mode
         for message, handler, namespace in self.handlers:
             self.server.on(message, handler, namespace=namespace)

@@ -142,3 +142,22 @@ def test_catch_all_namespace_class_over_http():
             assert reply["sid"] == client.get_sid("/room-7")
         finally:
             client.disconnect()
+
+
+def test_closed_websocket_session_is_forgotten_at_once(live):
+    socketio, url = live[1], live[2]
+    client = sio_client.Client(reconnection=False)
+    client.connect(url, transports=["websocket"], wait_timeout=10)
+    eio_sid = client.eio.sid
+    assert eio_sid in socketio.server.eio.sockets
+    client.disconnect()
+    gone = threading.Event()
+
+    def watch():
+        while eio_sid in socketio.server.eio.sockets:
+            socketio.sleep(0.01)
+        gone.set()
+
+    socketio.start_background_task(watch)
+    # well before python-engineio's monitor sweep (every ping_timeout, 20 s)
+    assert gone.wait(10), "the closed WebSocket session stayed in eio.sockets"
