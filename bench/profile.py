@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import subprocess
 import sys
 import threading
@@ -57,13 +58,15 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     raw = RESULTS / "logs" / f"profile-{a.server}-{a.workload}.txt"
     raw.parent.mkdir(exist_ok=True)
-    srv = RunningServer(SERVERS[a.server], envs.calibrate_cpu_iterations(),
-                        RESULTS / "logs" / f"profile-{a.server}.log")
+    iters = {"python": envs.calibrate_cpu_iterations(), "node": envs.calibrate_js_iterations()}
+    srv = RunningServer(SERVERS[a.server], iters, RESULTS / "logs" / f"profile-{a.server}.log",
+                        nice=-10 if os.geteuid() == 0 else 0)
     result: dict = {}
     try:
         srv.wait_ready()
         worker = srv.pids[-1]  # gunicorn/uWSGI: the forked worker; others: the server itself
-        load = threading.Thread(target=lambda: result.update(run_load(srv.url, srv.pids, cfg)))
+        load = threading.Thread(target=lambda: result.update(
+            run_load(srv.url, srv.pids, cfg, nice=srv.nice)))
         load.start()
         threading.Event().wait(1.5)
         subprocess.run([str(spy), "record", "--pid", str(worker), "--duration", str(a.seconds),

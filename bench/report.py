@@ -68,13 +68,16 @@ def _r(rs: list[float]) -> str:
 
 def markdown(meta: dict, summ: dict, servers: list[str], wls: list[str]) -> str:
     L = [f"# Benchmark results ({meta['mode']})", "",
+         *([] if meta.get("complete", True) else ["**Incomplete: the run was still going or was "
+                                                  "stopped; figures so far.**", ""]),
          f"{meta['started']} → {meta['finished']}, {meta['reps']} interleaved repetitions "
          f"(A B C … A B C …), medians. Machine: {meta['versions']['cpus']} cores, load average "
          f"before {meta['loadavg_before']}, after {meta['loadavg_after']} (shared and noisy: "
          "read the ratios, which compare runs made seconds apart, rather than the absolutes). "
          f"Server pinned to core 0, load generator ({meta['loadgen']}) to core 1. CPU handler: "
          f"{meta['cpu_iters']['python']:,} Python / {meta['cpu_iters']['node']:,} JavaScript loop "
-         f"iterations (each 50 ms, calibrated once on core 0). Priority: nice {meta.get('nice', 0)}.",
+         f"iterations (each 50 ms, calibrated once on core 0). Priority: nice {meta.get('nice', 0)}. "
+         f"Tree measured: {meta['versions'].get('tree', '?')}.",
          ""]
     g = lambda s, w, k="median": summ[s].get(w, {}).get(k)  # noqa: E731
     L += ["## Medians", "",

@@ -103,6 +103,21 @@ def compare_loadgens(cpu_iters: dict, quick: bool, nice: int) -> dict:
     return out
 
 
+def write_results(args: argparse.Namespace, meta: dict, runs: list[dict], wls: list[str],
+                  final: bool) -> None:
+    """Rewrite the results files (after every server run, so a stopped run keeps its data)."""
+    meta["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    meta["loadavg_after"] = _loadavg()
+    meta["complete"] = final
+    summ = report.summary(runs, args.only, wls)
+    (RESULTS / f"{args.name}.json").write_text(
+        json.dumps({"meta": meta, "summary": summ, "runs": runs}, indent=1))
+    md = report.markdown(meta, summ, args.only, wls)
+    (RESULTS / f"{args.name}.md").write_text(md)
+    if final:
+        print(md)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t_start = time.monotonic()
@@ -145,14 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  rep {rep + 1} {name}: {e}", flush=True)
             finally:
                 srv.stop()
-    meta["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    meta["loadavg_after"] = _loadavg()
-    summ = report.summary(runs, args.only, [w.key for w in wls])
-    data = {"meta": meta, "summary": summ, "runs": runs}
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(data, indent=1))
-    md = report.markdown(meta, summ, args.only, [w.key for w in wls])
-    (RESULTS / f"{args.name}.md").write_text(md)
-    print(md)
+            write_results(args, meta, runs, [w.key for w in wls], final=False)
+    write_results(args, meta, runs, [w.key for w in wls], final=True)
     if not args.no_plots:
         PLOTS.mkdir(parents=True, exist_ok=True)
         subprocess.run([str(envs.PEERS_PY), str(envs.BENCH / "plots.py"),

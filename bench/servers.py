@@ -102,6 +102,7 @@ class RunningServer:
 
     def __init__(self, spec: ServerSpec, cpu_iters: dict, log_path: Path, nice: int = 0) -> None:
         self.spec = spec
+        self.nice = nice
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **spec.env, "BENCH_CPU_ITERS": str(cpu_iters["python"]),
@@ -141,10 +142,15 @@ class RunningServer:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(5)
+        tree = tree or [self.proc.pid]
         for pid in tree[1:]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            print(f"bench: {self.spec.name} (pid {self.proc.pid}) did not exit after SIGKILL",
+                  flush=True)
         self._log.close()
