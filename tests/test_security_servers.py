@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import shutil
 import socket
 import subprocess
 import threading
@@ -23,8 +24,7 @@ import requests
 import socketio
 import websocket
 
-from tests.live.conftest import _unavailable
-from tests.live.harness import JS_DIR, SERVERS, js_client_ready, node, running
+from tests.live.harness import BIN, JS_DIR, SERVERS, js_client_ready, node, running
 
 pytestmark = pytest.mark.live
 
@@ -43,9 +43,8 @@ BAD_ORIGINS = {
                 params=["gunicorn-gthread", "uwsgi-http-socket", "uwsgi-router", "waitress"])
 def live(request, tmp_path_factory):
     kind = SERVERS[request.param]
-    why = _unavailable(kind)
-    if why:
-        pytest.skip(why)
+    if "uwsgi" in kind.needs and not (BIN / "uwsgi").exists() and not shutil.which("uwsgi"):
+        pytest.skip("uWSGI is not installed (pip install uwsgi)")
     with running(kind, tmp_path_factory.mktemp(kind.name)) as server:
         yield server
 
