@@ -130,7 +130,7 @@ def test_malformed_post_flood_leaves_the_server_serving(live):
     caller = threading.Thread(target=well_behaved, daemon=True)
     caller.start()
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=200) as pool:
             ready.set()
             statuses = list(pool.map(
                 lambda n: _raw(live, bad[n % 4], half_close=n % 4 == 0), range(200)))
