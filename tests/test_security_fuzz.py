@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 import server
 from tests.livesupport import free_port, serve_in_thread
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
