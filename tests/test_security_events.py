@@ -9,6 +9,7 @@ import flask
 import pytest
 import requests
 import socketio
+import websocket
 from flask.sessions import SecureCookieSessionInterface
 
 import server
@@ -159,6 +160,26 @@ def test_session_without_connect_is_closed_at_connect_timeout(live):
     assert (answer.status_code, answer.text) == (200, "1"), (answer.status_code, answer.text)
     after = requests.get(f"{url}{HANDSHAKE}&sid={sid}", timeout=30)
     assert after.status_code == 400, "the session must be gone"
+
+
+def test_websocket_session_without_connect_is_closed_at_connect_timeout(live):
+    url, _sio = live
+    ws = websocket.create_connection(
+        url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", timeout=30)
+    try:
+        assert ws.recv().startswith("0{"), "expected the Engine.IO open packet"
+        received = []
+        while True:  # pings may come first; then the close packet or the end
+            try:
+                message = ws.recv()
+            except websocket.WebSocketConnectionClosedException:
+                break
+            received.append(message)
+            if message in ("1", ""):
+                break
+        assert received[-1:] in (["1"], [""], []), f"received {received!r}"
+    finally:
+        ws.close()
 
 
 def test_connected_client_outlives_connect_timeout(live):
