@@ -99,7 +99,14 @@ mkdir -p "$RUNTIME_DIRECTORY" /run/notify /run/.keep
 mount --bind "$TEST_NOTIFY_DIR" /run/notify
 mount --bind "$RUNTIME_DIRECTORY" "$RUNTIME_DIRECTORY"
 if [ -n "$TEST_KEEP" ]; then mount --bind "$TEST_KEEP" /run/.keep; fi
+if [ -n "$TEST_TMP_KEEP" ]; then mkdir -p /run/.tmpkeep; mount --bind "$TEST_TMP_KEEP" /run/.tmpkeep; fi
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp
+if [ -n "$TEST_TMP_KEEP" ]; then
+  # a checkout under /tmp (CI's clone, say) stays visible, read-only as
+  # ProtectSystem=strict makes it: a real install never lives in /tmp
+  mkdir -p "$TEST_TMP_KEEP"; mount --move /run/.tmpkeep "$TEST_TMP_KEEP"
+  mount -o remount,bind,ro "$TEST_TMP_KEEP"; rmdir /run/.tmpkeep
+fi
 for top in /root /home; do
   # inaccessible, as ProtectHome=yes makes it; traversable if it holds TEST_KEEP
   case "$TEST_KEEP/" in "$top"/*) mode=0755 ;; *) mode=000 ;; esac
@@ -111,7 +118,7 @@ mount -o remount,bind,ro /run
 mount -o remount,ro /root
 mount -o remount,ro /home
 if [ -n "$TEST_PRIVATE_NETWORK" ]; then "$TEST_PYTHON" -c "$TEST_LO_UP"; fi
-unset TEST_NOTIFY_DIR TEST_PRIVATE_NETWORK TEST_KEEP TEST_PYTHON TEST_LO_UP
+unset TEST_NOTIFY_DIR TEST_PRIVATE_NETWORK TEST_KEEP TEST_TMP_KEEP TEST_PYTHON TEST_LO_UP
 exec "$@"
 """
 
@@ -137,6 +144,17 @@ def namespaces_or_skip() -> None:
         pytest.skip(f"unshare is not permitted here: {done.stderr.strip()}")
 
 
+def _under_tmp() -> str:
+    """The checkout (with its venv) if it lives under /tmp, which PrivateTmp= hides."""
+    for path in (REPO, pathlib.Path(sys.prefix)):
+        if pathlib.Path("/tmp") in path.resolve().parents:
+            top = path.resolve()
+            while top.parent != pathlib.Path("/tmp"):
+                top = top.parent
+            return str(top)
+    return ""
+
+
 def sandbox_env(unit: str, notify_dir: pathlib.Path) -> dict[str, str]:
     """What systemd sets for the unit (and PRELUDE reads): runtime directory,
     notify socket, the service user's hidden home."""
@@ -145,6 +163,7 @@ def sandbox_env(unit: str, notify_dir: pathlib.Path) -> dict[str, str]:
         "RUNTIME_DIRECTORY": "/run/" + unit_values(unit, "RuntimeDirectory")[0],
         "NOTIFY_SOCKET": "/run/notify/notify", "TEST_NOTIFY_DIR": str(notify_dir),
         "TEST_KEEP": sys.base_prefix if su.hidden_by_protect_home(sys.base_prefix) else "",
+        "TEST_TMP_KEEP": _under_tmp(),
         "TEST_PRIVATE_NETWORK": "1" if unit_values(unit, "PrivateNetwork") == ["yes"] else "",
         "TEST_PYTHON": sys.executable, "TEST_LO_UP": LO_UP,
     }
