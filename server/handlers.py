@@ -12,8 +12,9 @@ when it raises ``TypeError`` itself).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 def max_positional(func: Callable[..., Any]) -> int | None:

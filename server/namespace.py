@@ -1,7 +1,8 @@
 """Class-based namespaces, as in Flask-SocketIO."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import flask
 import socketio

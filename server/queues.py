@@ -27,11 +27,9 @@ def make_client_manager(url: str, channel: str = "flask-socketio",
     """The python-socketio client manager for ``url``."""
     import socketio
 
-    for prefixes, class_name, module, extra in _MANAGERS:
-        if url.startswith(prefixes):
-            break
-    else:
-        class_name, module, extra = "KombuManager", "kombu", "kombu"
+    class_name, module, extra = next(
+        ((name, mod, ext) for prefixes, name, mod, ext in _MANAGERS if url.startswith(prefixes)),
+        ("KombuManager", "kombu", "kombu"))
     try:
         importlib.import_module(module)
     except ImportError:

@@ -26,8 +26,9 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .errors import ConfigurationError
 

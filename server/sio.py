@@ -18,7 +18,8 @@ import logging
 import threading
 import time
 import zlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import socketio
 from engineio import packet as eio_packet

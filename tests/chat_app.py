@@ -9,8 +9,19 @@ import threading
 
 from flask import Flask, request, session
 
-from server import (ConnectionRefusedError, Namespace, SocketIO, call, close_room,
-                    disconnect, emit, join_room, leave_room, rooms, send)
+from server import (
+    ConnectionRefusedError,
+    Namespace,
+    SocketIO,
+    call,
+    close_room,
+    disconnect,
+    emit,
+    join_room,
+    leave_room,
+    rooms,
+    send,
+)
 
 
 def create_app(**options):

@@ -64,7 +64,7 @@ def test_eight_threads_ten_thousand_events_each():
             assert ws.recv().startswith("0{"), "expected the Engine.IO OPEN packet"
             ws.send("40")
             assert ws.recv().startswith("40{"), "expected the Socket.IO CONNECT answer"
-            ws.send('421["flood",%d]' % PER_THREAD)
+            ws.send(f'421["flood",{PER_THREAD}]')
             partial = None
             count = 0
             deadline = time.monotonic() + 300

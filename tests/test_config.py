@@ -2,8 +2,7 @@
 import pytest
 from flask import Flask
 
-from server import ConfigurationError, SocketIO
-from server import settings
+from server import ConfigurationError, SocketIO, settings
 
 
 def test_unknown_option_has_did_you_mean():

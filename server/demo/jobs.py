@@ -1,10 +1,10 @@
 """The '/jobs' namespace: a CPU-heavy job that streams its progress.
 
 # design: the job runs in the handler-pool thread that handles the
-# ``primes`` event.  The pool handles the events of one connection in
-# order, so this connection's next events wait for the job: the page opens
-# '/jobs' on a connection of its own, and its chat stays live.  At most ``max_running`` jobs run at once per process, so a
-# page cannot take every handler thread: a semaphore taken without waiting
+# ``primes`` event.  The pool handles the events of one client and
+# namespace in order, so this client's next '/jobs' events wait for the job
+# (its chat on '/' does not).  At most ``max_running`` jobs run at once per
+# process, so a page cannot take every handler thread: a semaphore taken without waiting
 # refuses the extra job.  Progress events go to the requesting client only,
 # at most ten a second; the result comes back as the event's ack.
 """
