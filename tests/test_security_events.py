@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 
@@ -15,6 +16,7 @@ from flask.sessions import SecureCookieSessionInterface
 import server
 from server.errors import ConfigurationError
 from server.security_events import ADMIT, CLOSE, DROP, ConnectDeadlines, EventBudget
+from tests.live.harness import JS_DIR, js_client_ready, node
 from tests.livesupport import serve_in_thread
 
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
@@ -134,6 +136,36 @@ def test_over_budget_events_are_acked_with_an_error(live, transport):
         assert client.connected, "a client within three times its budget stays connected"
     finally:
         client.disconnect()
+
+
+JS_OVER_BUDGET = """
+const { io } = require("socket.io-client");
+const socket = io(process.argv[1], { transports: ["websocket"], reconnection: false,
+                                      forceNew: true });
+const timer = setTimeout(() => { console.log(JSON.stringify({ error: "timeout" }));
+                                 process.exit(1); }, 50000);
+socket.on("connect", async () => {
+  const acks = await Promise.all([...Array(15).keys()].map(
+    (n) => socket.timeout(40000).emitWithAck("echo", n)));
+  clearTimeout(timer);
+  console.log(JSON.stringify({ acks, connected: socket.connected }));
+  socket.disconnect();
+});
+"""
+
+
+def test_official_js_client_sees_the_error_ack(live):
+    why = js_client_ready()
+    if why:
+        pytest.skip(why)
+    url, _sio = live
+    done = subprocess.run([node() or "node", "-e", JS_OVER_BUDGET, url], cwd=JS_DIR,
+                          capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+    result = json.loads(done.stdout)
+    errors = [a for a in result["acks"] if isinstance(a, dict)]
+    assert len(result["acks"]) == 15 and errors and result["connected"], result
+    assert {e["error"] for e in errors} == {"rate_limited"}, errors
 
 
 def test_sustained_abuse_disconnects_the_client(live):
