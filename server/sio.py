@@ -35,6 +35,8 @@ from .security_events import EventGuard
 log = logging.getLogger("server")
 
 _LOCK_STRIPES = 256
+#: binary attachments one packet may announce (python-socketio sets no bound)
+MAX_ATTACHMENTS = 64
 
 
 class SocketIOServer(socketio.Server):
@@ -179,11 +181,21 @@ class SocketIOServer(socketio.Server):
         partial = self._binary_packet.get(eio_sid)
         try:
             if partial is not None:
+                # attachments together may not exceed one message's limit
+                size = len(data) + sum(len(a) for a in partial.attachments)
+                if size > self.eio.max_http_buffer_size:
+                    self._protocol_error(eio_sid, "binary attachments over max_http_buffer_size")
+                    return
                 complete = partial.add_attachment(data)
                 pkt = partial
             else:
                 pkt = self.packet_class(encoded_packet=data)
                 complete = not pkt.attachment_count
+                if pkt.attachment_count > MAX_ATTACHMENTS:
+                    self._protocol_error(
+                        eio_sid, f"{pkt.attachment_count} binary attachments announced "
+                                 f"(at most {MAX_ATTACHMENTS})")
+                    return
         except Exception as exc:  # python-socketio raises several kinds here
             self._protocol_error(eio_sid, f"malformed Socket.IO packet ({exc})")
             return

@@ -161,3 +161,40 @@ def test_closed_websocket_session_is_forgotten_at_once(live):
     socketio.start_background_task(watch)
     # well before python-engineio's monitor sweep (every ping_timeout, 20 s)
     assert gone.wait(10), "the closed WebSocket session stayed in eio.sockets"
+
+
+@pytest.mark.parametrize("header", ['451-["echo",{"_placeholder":true,"num":0}]',
+                                    '499999999999-["echo",{"_placeholder":true,"num":0}]'])
+def test_binary_attachments_are_bounded(live, header):
+    """Too many attachments announced, or more attachment bytes than one
+    message may carry, close the session instead of growing memory."""
+    import websocket
+
+    url = live[2].replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(url, timeout=10)
+    try:
+        assert ws.recv().startswith("0{")
+        ws.send("40")
+        assert ws.recv().startswith("40")
+        ws.send(header)
+        closed = False
+        for _ in range(50):  # bounded: attachments until the server closes
+            try:
+                ws.send_binary(b"x" * 100_000)
+                frame = ws.recv() if header.startswith("49") else None
+                if frame == "1" or frame == "":
+                    closed = True
+                    break
+            except (websocket.WebSocketConnectionClosedException, BrokenPipeError,
+                    ConnectionResetError):
+                closed = True
+                break
+        if not closed:
+            ws.settimeout(10)
+            try:
+                closed = ws.recv() in ("1", "")
+            except (websocket.WebSocketConnectionClosedException, ConnectionResetError):
+                closed = True
+        assert closed, "the server kept collecting attachments"
+    finally:
+        ws.close()
