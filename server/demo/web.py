@@ -30,10 +30,6 @@ def register(app: Flask) -> None:
                        "npm ci --prefix server/demo (scripts/bootstrap does)")
         return send_file(CLIENT_JS, mimetype="text/javascript", max_age=3600)
 
-    @app.route("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     @app.after_request
     def security_headers(response: Response) -> Response:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
