@@ -15,6 +15,7 @@ from socketio import WSGIApp
 from . import handlers as _h
 from . import ops, security
 from . import settings as _settings
+from .cpu import ProcessPool, apply_switch_interval
 from .errors import ConfigurationError, ConnectionRefusedError
 from .namespace import Namespace
 from .queues import make_client_manager
@@ -99,6 +100,7 @@ class SocketIO:
         self.sockio_mw: _SocketIOMiddleware | None = None
         self.ops_mw: Any = None
         self._shut_down = False
+        self.process_pool: ProcessPool | None = None  # created by init_app (server/cpu.py)
         # validate now, so a typo fails where it was written
         _settings.resolve(kwargs, scopes=_SCOPES, environ={})
         if app is not None or "message_queue" in kwargs:
@@ -129,6 +131,11 @@ class SocketIO:
             # the policy checks origins before Engine.IO sees the request
             options["cors_allowed_origins"] = []
         self.manage_session = options.pop("manage_session", self.manage_session)
+        # CPU work in other processes, the switch interval (server/cpu.py)
+        if self.process_pool is not None:
+            self.process_pool.shutdown()
+        self.process_pool = ProcessPool(options.pop("process_pool_size", None))
+        apply_switch_interval(options.pop("switch_interval", None))
         options.pop("async_mode", None)
         channel = options.pop("channel", "flask-socketio")
         url = options.pop("message_queue", None)
@@ -502,6 +509,8 @@ class SocketIO:
             except Exception:  # a socket closing on its own meanwhile
                 log.debug("closing %s failed", socket.sid, exc_info=True)
         self.server.shutdown()
+        if self.process_pool is not None:
+            self.process_pool.shutdown()  # cancels jobs not started (server/cpu.py)
 
     def start_background_task(self, target: Callable, *args: Any, **kwargs: Any) -> Any:
         """Start a background task in a daemon thread.
@@ -516,6 +525,35 @@ class SocketIO:
         """
         return self._require_server("start_background_task").start_background_task(
             target, *args, **kwargs)
+
+    def run_in_process(self, fn: Callable, *args: Any,
+                       progress: Callable[[Any], Any] | None = None, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` in a worker process and return its result.
+
+        Blocks the calling handler thread (not the server) until the job ends;
+        other cores do the work.  ``fn`` must be a module-level function and
+        the arguments picklable, else ``TypeError`` says so.  If ``fn`` raises,
+        the same exception is raised here, its ``__cause__`` holding the remote
+        traceback.  With ``progress``, ``fn`` also receives ``report=``, a
+        callable that sends a value back to this process, where ``progress`` is
+        called with it, in order, on a thread of the pool (not in the handler's
+        context: emit with ``socketio.emit(..., to=sid, namespace=ns)``).  All
+        progress calls finish before the result is returned.  The pool has
+        ``process_pool_size`` processes (docs/cpu-heavy.md).
+        """
+        return self.submit_process(fn, *args, progress=progress, **kwargs).result()
+
+    def submit_process(self, fn: Callable, *args: Any,
+                       progress: Callable[[Any], Any] | None = None,
+                       **kwargs: Any) -> Any:
+        """Start ``fn(*args, **kwargs)`` in a worker process without waiting.
+
+        Returns a ``concurrent.futures.Future``; see :meth:`run_in_process`.
+        """
+        if self.process_pool is None:
+            self._require_server("submit_process")
+        assert self.process_pool is not None  # set by init_app with the server
+        return self.process_pool.submit(fn, *args, progress=progress, **kwargs)
 
     def sleep(self, seconds: float = 0) -> None:
         """Sleep for the requested amount of time (``time.sleep`` on threads)."""

@@ -228,6 +228,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("client_manager", "object", None,
             "a python-socketio client manager instance (overrides message_queue)",
             scope="extension", env=False),
+    Setting("process_pool_size", "int", None,
+            "worker processes for socketio.run_in_process()/submit_process(), started "
+            "on first use (None: os.cpu_count())", scope="extension", check=_positive),
+    Setting("switch_interval", "float", None,
+            "seconds between the interpreter's thread switches, applied with "
+            "sys.setswitchinterval at init_app for the whole process (None: leave "
+            "Python's 0.005)", scope="extension", check=_positive),
     # -- forwarded to python-socketio --------------------------------------------
     Setting("logger", "object", False, "True, False or a logging.Logger for Socket.IO",
             env=False),
