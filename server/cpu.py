@@ -18,6 +18,8 @@
 #     order.  When the job's future is done, a done-callback puts an end
 #     marker on the same queue; the drainer then completes the Future it gave
 #     the caller, so the result never overtakes the job's progress values.
+#   Under uWSGI sys.executable is the uwsgi binary: workers are started with
+#   the environment's python3 instead (python_executable()).
 #   Lock order: one lock (``_lock``), held to create the pool or the queue and
 #   to add or remove a job's routing entry; never while a job or a progress
 #   callback runs.
@@ -52,6 +54,24 @@ def apply_switch_interval(seconds: float | None) -> None:
 def start_method() -> str:
     """'forkserver' where the platform has it, else 'spawn' (never 'fork': see design)."""
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def python_executable() -> str:
+    """The interpreter a new worker process runs.
+
+    ``sys.executable`` is it, except under uWSGI, where it is the ``uwsgi``
+    binary (which would be started with Python's options and refuse them):
+    then the environment's own ``bin/python3``.
+    """
+    exe = sys.executable
+    if exe and os.path.basename(exe).startswith("python"):
+        return exe
+    for prefix in (sys.prefix, sys.exec_prefix, sys.base_prefix):
+        for name in (f"python{sys.version_info[0]}.{sys.version_info[1]}", "python3"):
+            candidate = os.path.join(prefix, "bin", name)
+            if os.access(candidate, os.X_OK):
+                return candidate
+    return exe
 
 
 def _call(payload: bytes, report: Callable[[Any], None] | None) -> Any:
@@ -149,15 +169,23 @@ class ProcessPool:
             manager.shutdown()
 
     # -- internals (called with _lock held) -----------------------------------------
+    def _context(self) -> Any:
+        context = multiprocessing.get_context(start_method())
+        exe = python_executable()
+        if exe != sys.executable:
+            # process-wide in multiprocessing; only ever replaces a non-Python binary (uWSGI)
+            context.set_executable(exe)
+        return context
+
     def _start_executor(self) -> cf.ProcessPoolExecutor:
         if self._executor is None:
-            context = multiprocessing.get_context(start_method())
+            context = self._context()
             self._executor = cf.ProcessPoolExecutor(self.size, mp_context=context)
         return self._executor
 
     def _start_queue(self) -> Any:
         if self._queue is None:
-            self._manager = multiprocessing.get_context(start_method()).Manager()
+            self._manager = self._context().Manager()
             self._queue = self._manager.Queue()
             self._drainer = threading.Thread(target=self._drain, args=(self._queue,),
                                              name="process-progress", daemon=True)
