@@ -6,9 +6,12 @@ flags still win over this file.  Check it with
 ``gunicorn --check-config -c gunicorn.conf.py wsgi:app``.
 """
 import os
+import sys
 
+from server.errors import ConfigurationError
 from server.runner_hooks import close_at_worker_exit, close_first_on_sigterm
 from server.settings import server_value
+from server.tls import GunicornSSLContext, check_gunicorn_config
 
 # -- Processes ---------------------------------------------------------------
 # Exactly one worker process.  A polling client sends a request every few
@@ -34,6 +37,18 @@ worker_connections = server_value("max_connections") or 1000
 # -- Binding -----------------------------------------------------------------
 bind = [server_value("bind")]
 backlog = 2048
+
+# -- TLS (docs/tls.md) -------------------------------------------------------
+# HTTPS when SERVER_CERTFILE is set: Mozilla's profile SERVER_TLS_PROFILE
+# (intermediate: TLS 1.2 + 1.3, ECDHE with AES-GCM/ChaCha20; modern: TLS 1.3
+# only) through the ssl_context hook, which also serves a renewed
+# certificate without a restart.  WebSockets over gunicorn's own TLS are
+# served in the request thread (one thread each, not handed off): behind
+# many WebSocket clients, terminate TLS in nginx instead (docs/nginx.md).
+certfile = server_value("certfile")
+keyfile = server_value("keyfile")
+ca_certs = server_value("ca_certs")
+ssl_context = GunicornSSLContext(profile=server_value("tls_profile"))
 
 # -- Timeouts fit for long-lived connections --------------------------------
 # `timeout` is the worker heartbeat, not a request limit: the gthread
@@ -65,6 +80,22 @@ loglevel = "info"
 # gunicorn >= 25.1 opens a control socket at a per-user default path; two
 # instances on one host would fight over it.  Ignored by older versions.
 control_socket_disable = True
+
+
+# -- Start-up checks ---------------------------------------------------------
+def on_starting(server):
+    """Refuse to start on TLS files that cannot work or leak the key.
+
+    Runs once in the master before it binds: a missing, unreadable or
+    mismatched certificate or key, an expired certificate or a
+    world-readable key stops gunicorn here with one line naming the file
+    and the fix, instead of every worker failing on its first connection.
+    """
+    try:
+        check_gunicorn_config(server.cfg)
+    except ConfigurationError as exc:
+        server.log.error("%s", exc)
+        sys.exit(1)
 
 
 # -- Worker count, for the app -----------------------------------------------

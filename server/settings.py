@@ -343,6 +343,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("graceful_timeout", "float", 10.0,
             "seconds a stopping server waits for clients to be closed", scope="server",
             check=_positive),
+    # -- TLS served by the WSGI server itself (docs/tls.md) ----------------------
+    Setting("certfile", "str", None,
+            "PEM certificate chain (leaf first) for HTTPS served by gunicorn.conf.py / "
+            "uwsgi.ini:tls (None: plain HTTP)", scope="server"),
+    Setting("keyfile", "str", None,
+            "PEM private key of certfile (mode 0600 or 0640)", scope="server"),
+    Setting("ca_certs", "str", None,
+            "CA bundle for client certificates (gunicorn only)", scope="server"),
+    Setting("tls_profile", "str", "intermediate",
+            "Mozilla TLS profile: 'intermediate' (TLS 1.2 + 1.3) or 'modern' (TLS 1.3 only)",
+            scope="server", choices=("intermediate", "modern"), nullable=False),
 )
 
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}

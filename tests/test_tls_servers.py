@@ -1,0 +1,522 @@
+"""TLS on the shipped server configs, live: gunicorn.conf.py with SERVER_CERTFILE,
+uwsgi.ini:tls (uWSGI's HTTPS router) and deploy/nginx/socketio-tls.conf in front
+of one gunicorn instance.
+
+Every server runs as a subprocess on 127.0.0.1 (a free port), serves
+tests/live/apps/liveapp.py with throwaway certificates made by
+``python -m server tls selfsigned``, and is stopped by its own PID.  openssl
+s_client lowers its own security level (@SECLEVEL=0) so that it really offers
+TLS 1.0/1.1 and weak suites: a refusal comes from the server (tests/test_tls_live.py
+shows, against a permissive control server, that this openssl can do them).
+python-socketio's Client trusts the development CA through its requests
+session; the official JS client through NODE_EXTRA_CA_CERTS.
+
+On gunicorn the WebSocket runs in the request thread (gunicorn's TLS socket
+cannot be handed off; the server logs so once); behind uWSGI's HTTPS router
+and behind nginx it is handed off.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+pytest.importorskip("cryptography")
+
+from server import tls
+from tests.live.harness import (
+    BIN,
+    JS_DIR,
+    ROOT,
+    LiveServer,
+    Recorder,
+    free_port,
+    js_client_ready,
+    node,
+    server_env,
+)
+from tests.test_tls_live import s_client, tls12_candidates
+
+OPENSSL = shutil.which("openssl")
+pytestmark = [pytest.mark.live,
+              pytest.mark.skipif(OPENSSL is None, reason="needs the openssl CLI (apt: openssl)")]
+NGINX_CONF = ROOT / "deploy" / "nginx" / "socketio-tls.conf"
+POOL = 6  # concurrent s_client processes: 2 shared cores
+WEAK_CLIENT = "DEFAULT:@SECLEVEL=0"
+HANDOFF_FALLBACK = "WebSocket hand-off unavailable on"
+
+
+# -- certificates -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory) -> dict[str, Path]:
+    """Development CA + server certificate per key type, made by the CLI."""
+    base = tmp_path_factory.mktemp("tls-servers")
+    out = {}
+    for kind, extra in (("ec", []), ("rsa", ["--rsa"])):
+        done = subprocess.run([sys.executable, "-m", "server", "tls", "selfsigned", "--out",
+                               str(base / kind), *extra], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 0, f"tls selfsigned failed: {done.stdout}{done.stderr}"
+        out[kind] = base / kind
+    return out
+
+
+# -- servers --------------------------------------------------------------------------
+class HTTPSServer(LiveServer):
+    """A LiveServer whose readiness probe is HTTPS, verified against the dev CA."""
+
+    ca: str = ""
+    scheme: str = "https"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> HTTPSServer:
+        with open(self.log_path, "ab") as log:
+            log.write(f"$ {' '.join(self.argv)}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=log,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode} before "
+                                     f"answering; log:\n{self.log_tail()}")
+            try:
+                resp = requests.get(self.url + self.ready_path, timeout=2,
+                                    verify=self.ca or True)
+                if resp.status_code == 200:
+                    return self
+                last = f"HTTP {resp.status_code}"
+            except requests.RequestException as exc:
+                last = repr(exc)
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"{self.name} did not answer {self.ready_path} within {timeout}s "
+                             f"(last: {last}); log:\n{self.log_tail()}")
+
+
+def _uwsgi_exe() -> str:
+    exe = BIN / "uwsgi"
+    if not exe.exists():
+        pytest.skip("uWSGI is not installed in this venv (pip install uwsgi)")
+    return str(exe)
+
+
+def tls_server(name: str, certdir: Path, log_dir: Path, profile: str | None = None,
+               **extra_env: str) -> HTTPSServer:
+    """gunicorn -c gunicorn.conf.py, or uwsgi --ini uwsgi.ini:tls, with SERVER_CERTFILE set."""
+    port = free_port()
+    env = server_env(SERVER_BIND=f"127.0.0.1:{port}", SERVER_THREADS="20",
+                     SERVER_GRACEFUL_TIMEOUT="3", SERVER_CERTFILE=str(certdir / "cert.pem"),
+                     SERVER_KEYFILE=str(certdir / "key.pem"), **extra_env)
+    if profile:
+        env["SERVER_TLS_PROFILE"] = profile
+    if name == "gunicorn":
+        argv = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "liveapp:app"]
+    else:
+        argv = [_uwsgi_exe(), "--ini", str(ROOT / "uwsgi.ini") + ":tls", "--module",
+                "liveapp:app"]
+    server = HTTPSServer(f"{name}-{profile or 'default'}", argv, env, port,
+                         log_dir / f"{name}-{profile}-{port}.log")
+    server.ca = str(certdir / "ca.pem")
+    return server
+
+
+@pytest.fixture(scope="module", params=["gunicorn", "uwsgi"])
+def servers(request, certs, tmp_path_factory):
+    """One server kind with the intermediate profile, one per key type (EC, RSA)."""
+    log_dir = tmp_path_factory.mktemp(f"logs-{request.param}")
+    started = {}
+    try:
+        for kind in ("ec", "rsa"):
+            started[kind] = tls_server(request.param, certs[kind], log_dir).start()
+        yield request.param, started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+# -- protocols and suites ----------------------------------------------------------------
+@pytest.mark.parametrize("flag, version", [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")])
+def test_tls12_and_tls13_accepted(servers, flag, version):
+    name, started = servers
+    for kind, server in started.items():
+        protocol, _, out = s_client(server.port, flag)
+        assert protocol == version, f"{name}/{kind}: expected {version}, got:\n{out[-800:]}"
+
+
+@pytest.mark.parametrize("flag", ["-tls1", "-tls1_1"])
+def test_tls10_and_tls11_refused(servers, flag):
+    name, started = servers
+    for kind, server in started.items():
+        protocol, cipher, _ = s_client(server.port, flag, "-cipher", WEAK_CLIENT)
+        assert protocol is None, f"{name}/{kind} accepted {flag}: {protocol} {cipher}"
+
+
+@pytest.mark.parametrize("suite", ["NULL", "aNULL", "AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA",
+                                   "ECDHE-ECDSA-AES128-SHA"])
+def test_weak_suites_refused(servers, suite):
+    name, started = servers
+    for kind, server in started.items():
+        protocol, cipher, _ = s_client(server.port, "-tls1_2", "-cipher", f"{suite}:@SECLEVEL=0")
+        assert protocol is None, f"{name}/{kind} accepted {suite}: {protocol} {cipher}"
+
+
+def accepted_tls12_suites(started: dict[str, HTTPSServer]) -> set[tuple[str, str]]:
+    """(key type, suite) for every TLS 1.2 suite the local openssl knows that a server took."""
+    candidates = tls12_candidates()
+    assert len(candidates) > 20, f"openssl lists too few suites to be a real test: {candidates}"
+
+    def attempt(job):
+        kind, suite = job
+        _, cipher, _ = s_client(started[kind].port, "-tls1_2", "-cipher", f"{suite}:@SECLEVEL=0")
+        return kind, cipher
+
+    jobs = [(kind, suite) for kind in started for suite in candidates]
+    with ThreadPoolExecutor(max_workers=POOL) as pool:
+        return {(kind, cipher) for kind, cipher in pool.map(attempt, jobs) if cipher}
+
+
+def test_every_accepted_tls12_suite_is_on_the_mozilla_intermediate_list(servers):
+    name, started = servers
+    accepted = accepted_tls12_suites(started)
+    expected = {("ec", c) for c in tls.INTERMEDIATE_TLS12_CIPHERS if "ECDSA" in c}
+    expected |= {("rsa", c) for c in tls.INTERMEDIATE_TLS12_CIPHERS if "-RSA-" in c}
+    print(f"{name} accepted TLS 1.2 suites: {sorted(accepted)}")
+    assert accepted == expected, (f"{name}: accepted TLS 1.2 suites differ from Mozilla's "
+                                  f"intermediate list\nunexpected: {sorted(accepted - expected)}"
+                                  f"\nmissing: {sorted(expected - accepted)}")
+
+
+def test_hsts_on_https_responses(servers):
+    name, started = servers
+    server = started["ec"]
+    resp = requests.get(server.url + "/ready", verify=server.ca, timeout=10)
+    assert resp.headers.get("Strict-Transport-Security") == tls.hsts_header(), (
+        f"{name}: expected HSTS {tls.hsts_header()!r}, got headers {dict(resp.headers)}")
+    poll = requests.get(server.url + "/socket.io/?EIO=4&transport=polling", verify=server.ca,
+                        timeout=10)
+    assert poll.status_code == 200, f"{name}: polling handshake got {poll.status_code}"
+    assert "Strict-Transport-Security" in poll.headers, (
+        f"{name}: no HSTS on the Engine.IO handshake: {dict(poll.headers)}")
+
+
+@pytest.mark.parametrize("name", ["gunicorn", "uwsgi"])
+def test_modern_profile_refuses_tls12(name, certs, tmp_path):
+    server = tls_server(name, certs["ec"], tmp_path, profile="modern").start()
+    try:
+        protocol, cipher, _ = s_client(server.port, "-tls1_2")
+        assert protocol is None, f"{name} modern profile accepted TLS 1.2 with {cipher}"
+        protocol, cipher, out = s_client(server.port, "-tls1_3")
+        assert protocol == "TLSv1.3" and cipher in tls.TLS13_CIPHERSUITES.split(":"), out[-800:]
+    finally:
+        server.stop()
+
+
+# -- Socket.IO clients over TLS ---------------------------------------------------------
+def python_client(url: str, ca: str, transports: list[str]):
+    """A connected python-socketio Client trusting the development CA."""
+    import socketio
+
+    session = requests.Session()
+    session.verify = ca  # used for polling, and passed to websocket-client as ca_certs
+    # else requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (set on CI images) win
+    # over session.verify, and the development CA is not in that bundle
+    session.trust_env = False
+    client = socketio.Client(reconnection=False, http_session=session)
+    recorder = Recorder()
+    client.on("welcome", lambda data=None: recorder.add("welcome", data))
+    client.connect(url, transports=transports, wait_timeout=10)
+    return client, recorder
+
+
+def exchange_acked_events(url: str, ca: str, transports: list[str]) -> str:
+    """Connect, receive the welcome, get two acknowledgements; the transport used."""
+    client, recorder = python_client(url, ca, transports)
+    try:
+        recorder.wait("welcome")
+        assert client.call("echo", {"text": "héllo"}, timeout=10) == {"text": "héllo"}
+        assert client.call("join", "tls-room", timeout=10) == "tls-room"
+        return client.eio.current_transport
+    finally:
+        client.disconnect()
+
+
+def run_js_over_tls(url: str, ca: str, transports: list[str], scenario: str) -> dict:
+    """tests/js/client.js with the development CA added to Node's trusted roots."""
+    why = js_client_ready()
+    if why:
+        pytest.skip(why)
+    argv = [node() or "node", str(JS_DIR / "client.js"), url, ",".join(transports), scenario,
+            "30000"]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=45,
+                          cwd=JS_DIR, env={**os.environ, "NODE_EXTRA_CA_CERTS": ca})
+    assert done.returncode == 0, f"{argv} exited {done.returncode}: {done.stderr[-2000:]}"
+    return json.loads(done.stdout)[scenario]
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"], ["polling", "websocket"]],
+                         ids=["websocket", "polling", "upgrade"])
+def test_python_client_exchanges_acked_events(servers, transports):
+    name, started = servers
+    server = started["ec"]
+    used = exchange_acked_events(server.url, server.ca, transports)
+    assert used == transports[-1], f"{name}: expected to end on {transports[-1]}, used {used}"
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling"]], ids=["wss", "https-polling"])
+def test_js_client_exchanges_acked_events(servers, transports):
+    name, started = servers
+    server = started["ec"]
+    result = run_js_over_tls(server.url, server.ca, transports, "connect_auth")
+    assert result.get("ok"), f"{name}: JS client over {transports}: {result}"
+    assert result["transport"] == transports[0], result
+
+
+def test_websocket_handoff_over_tls(servers):
+    """gunicorn: thread-holding fallback (logged); uWSGI HTTPS router: handed off."""
+    name, started = servers
+    server = started["ec"]
+    exchange_acked_events(server.url, server.ca, ["websocket"])
+    logged = HANDOFF_FALLBACK in server.log_text()
+    if name == "gunicorn":
+        assert logged, ("gunicorn terminating TLS should serve WebSockets in the request "
+                        f"thread and log so once; log:\n{server.log_tail()}")
+    else:
+        assert not logged, f"uWSGI's HTTPS router should hand off; log:\n{server.log_tail()}"
+
+
+# -- start-up refusals ---------------------------------------------------------------------
+def _start_gunicorn_expecting_failure(env: dict[str, str]) -> subprocess.CompletedProcess:
+    argv = [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "liveapp:app"]
+    return subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+@pytest.mark.parametrize("problem", ["missing", "mismatched", "world-readable", "expired",
+                                     "key-without-cert"])
+def test_gunicorn_refuses_to_start_on_bad_tls_files(problem, certs, tmp_path):
+    from server.tls_certs import selfsigned
+
+    good = certs["ec"]
+    cert, key = str(good / "cert.pem"), str(good / "key.pem")
+    if problem == "missing":
+        cert, needle = str(tmp_path / "nope.pem"), "nope.pem"
+    elif problem == "mismatched":
+        key, needle = str(certs["rsa"] / "key.pem"), "does not belong"
+    elif problem == "world-readable":
+        key = str(tmp_path / "key.pem")
+        shutil.copy(good / "key.pem", key)
+        os.chmod(key, 0o644)
+        needle = "world-readable"
+    elif problem == "expired":
+        import datetime
+
+        past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+        issued = selfsigned(str(tmp_path / "old"), days=2, now=past)
+        cert, key, needle = issued.cert, issued.key, "expired"
+    else:
+        cert, needle = "", "but certfile is not"
+    env = server_env(SERVER_BIND=f"127.0.0.1:{free_port()}", SERVER_CERTFILE=cert,
+                     SERVER_KEYFILE=key)
+    done = _start_gunicorn_expecting_failure(env)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, f"gunicorn started with a {problem} TLS file:\n{output[-2000:]}"
+    assert needle in output and "fix:" in output, (
+        f"expected one clear message with {needle!r} and a fix, got:\n{output[-2000:]}")
+    assert "Traceback" not in output, f"expected one line, got a traceback:\n{output[-2000:]}"
+
+
+def test_uwsgi_tls_section_refuses_to_start_without_a_certificate(tmp_path):
+    env = server_env(SERVER_BIND=f"127.0.0.1:{free_port()}")
+    done = subprocess.run([_uwsgi_exe(), "--ini", str(ROOT / "uwsgi.ini") + ":tls", "--module",
+                           "liveapp:app"], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, f"uwsgi.ini:tls started without a certificate:\n{output[-2000:]}"
+    assert "needs SERVER_CERTFILE" in output, output[-2000:]
+
+
+def test_uwsgi_tls_section_refuses_an_unknown_profile(certs):
+    env = server_env(SERVER_BIND=f"127.0.0.1:{free_port()}", SERVER_TLS_PROFILE="modren",
+                     SERVER_CERTFILE=str(certs["ec"] / "cert.pem"),
+                     SERVER_KEYFILE=str(certs["ec"] / "key.pem"))
+    proc = subprocess.Popen([_uwsgi_exe(), "--ini", str(ROOT / "uwsgi.ini") + ":tls",
+                             "--module", "liveapp:app"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.wait(5)
+    assert proc.returncode != 0, f"uwsgi started with profile 'modren':\n{output[-2000:]}"
+    assert "SERVER_TLS_PROFILE=modren is unknown" in output, output[-2000:]
+
+
+def test_uwsgi_ini_ciphers_are_the_intermediate_list():
+    text = (ROOT / "uwsgi.ini").read_text()
+    lines = [line for line in text.splitlines() if line.startswith("https = ")]
+    assert len(lines) == 2, lines
+    for line in lines:
+        assert line.rsplit(",", 1)[1] == tls.INTERMEDIATE_CIPHERS, line
+
+
+def test_nginx_tls_conf_ciphers_are_the_intermediate_list():
+    text = NGINX_CONF.read_text()
+    assert f"ssl_ciphers {tls.INTERMEDIATE_CIPHERS};" in text
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in text
+
+
+# -- nginx terminating TLS in front of gunicorn ------------------------------------------
+class Nginx:
+    """deploy/nginx/socketio-tls.conf with ports and files replaced; stopped by PID."""
+
+    def __init__(self, upstream_port: int, certdir: Path) -> None:
+        exe = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not os.path.exists(exe):
+            pytest.skip("nginx is not installed (Debian package nginx-light)")
+        self.dir = Path(tempfile.mkdtemp(prefix="nginx-tls-test-"))
+        self.dir.chmod(0o755)  # worker processes may run as another user
+        self.port, self.http_port = free_port(), free_port()
+        site = NGINX_CONF.read_text()
+        for old, new in (("listen 127.0.0.1:8443 ssl;", f"listen 127.0.0.1:{self.port} ssl;"),
+                         ("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{self.http_port};"),
+                         ("server 127.0.0.1:5000;", f"server 127.0.0.1:{upstream_port};"),
+                         ("/etc/ssl/server/fullchain.pem", str(certdir / "fullchain.pem")),
+                         ("/etc/ssl/server/key.pem", str(certdir / "key.pem"))):
+            assert site.count(old) == 1, f"{NGINX_CONF} should contain {old!r} once"
+            site = site.replace(old, new)
+        (self.dir / "site.conf").write_text(site)
+        d = self.dir
+        (d / "nginx.conf").write_text(textwrap.dedent(f"""\
+            worker_processes 1;
+            error_log {d}/error.log info;
+            events {{ worker_connections 256; }}
+            http {{
+                access_log {d}/access.log;
+                client_body_temp_path {d}/client_body;
+                proxy_temp_path {d}/proxy;
+                fastcgi_temp_path {d}/fastcgi;
+                uwsgi_temp_path {d}/uwsgi;
+                scgi_temp_path {d}/scgi;
+                include {d}/site.conf;
+            }}
+            """))
+        self.proc = subprocess.Popen(
+            [exe, "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "error.log"),
+             "-g", f"daemon off; pid {d}/nginx.pid;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.url = f"https://127.0.0.1:{self.port}"
+
+    def wait_ready(self, ca: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"nginx exited with {self.proc.returncode}:\n"
+                                     f"{self.error_log()}")
+            try:
+                if requests.get(self.url + "/ready", verify=ca, timeout=2).status_code == 200:
+                    return
+            except requests.RequestException as exc:
+                last = repr(exc)
+            time.sleep(0.05)
+        raise AssertionError(f"nginx not ready after {timeout}s ({last}):\n{self.error_log()}")
+
+    def error_log(self) -> str:
+        path = self.dir / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def nginx_front(certs, tmp_path_factory):
+    """nginx (TLS) -> gunicorn (plain HTTP, trusted_proxies=127.0.0.1)."""
+    port = free_port()
+    env = server_env(SERVER_BIND=f"127.0.0.1:{port}", SERVER_THREADS="20",
+                     SERVER_GRACEFUL_TIMEOUT="3", SERVER_TRUSTED_PROXIES="127.0.0.1")
+    upstream = HTTPSServer("gunicorn-behind-nginx",
+                           [str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
+                            "liveapp:app"], env, port,
+                           tmp_path_factory.mktemp("nginx-upstream") / "gunicorn.log")
+    upstream.scheme = "http"
+    upstream.start()
+    nginx = Nginx(port, certs["ec"])
+    try:
+        nginx.wait_ready(str(certs["ec"] / "ca.pem"))
+        yield nginx, upstream, str(certs["ec"] / "ca.pem")
+    finally:
+        nginx.stop()
+        upstream.stop()
+
+
+def test_nginx_wss_client_exchanges_acked_events_handed_off(nginx_front):
+    nginx, upstream, ca = nginx_front
+    assert exchange_acked_events(nginx.url, ca, ["websocket"]) == "websocket"
+    assert exchange_acked_events(nginx.url, ca, ["polling", "websocket"]) == "websocket"
+    assert HANDOFF_FALLBACK not in upstream.log_text(), (
+        f"behind nginx gunicorn speaks plain HTTP and should hand off:\n{upstream.log_tail()}")
+
+
+def test_nginx_js_client_over_wss(nginx_front):
+    nginx, _, ca = nginx_front
+    result = run_js_over_tls(nginx.url, ca, ["websocket"], "connect_auth")
+    assert result.get("ok") and result["transport"] == "websocket", result
+
+
+def test_nginx_hsts_from_the_app_seeing_https(nginx_front):
+    nginx, upstream, ca = nginx_front
+    resp = requests.get(nginx.url + "/ready", verify=ca, timeout=10)
+    assert resp.headers.get("Strict-Transport-Security") == tls.hsts_header(), (
+        f"expected HSTS through nginx, got {dict(resp.headers)}")
+    # control: the app itself sends none over plain HTTP
+    direct = requests.get(upstream.url + "/ready", timeout=10)
+    assert "Strict-Transport-Security" not in direct.headers, dict(direct.headers)
+
+
+@pytest.mark.parametrize("flag", ["-tls1", "-tls1_1"])
+def test_nginx_refuses_old_tls(nginx_front, flag):
+    nginx, _, _ = nginx_front
+    port = int(nginx.url.rsplit(":", 1)[1])
+    protocol, cipher, _ = s_client(port, flag, "-cipher", WEAK_CLIENT)
+    assert protocol is None, f"nginx accepted {flag}: {protocol} {cipher}"
+    protocol, _, out = s_client(port, "-tls1_2")
+    assert protocol == "TLSv1.2", out[-800:]
+
+
+def test_nginx_every_accepted_tls12_suite_is_on_the_mozilla_list(nginx_front):
+    nginx, _, _ = nginx_front
+
+    class Port:
+        port = int(nginx.url.rsplit(":", 1)[1])
+
+    accepted = accepted_tls12_suites({"ec": Port})  # type: ignore[dict-item]
+    expected = {("ec", c) for c in tls.INTERMEDIATE_TLS12_CIPHERS if "ECDSA" in c}
+    print(f"nginx accepted TLS 1.2 suites: {sorted(accepted)}")
+    assert accepted == expected, (f"unexpected: {sorted(accepted - expected)}\n"
+                                  f"missing: {sorted(expected - accepted)}")
