@@ -10,6 +10,7 @@
 """Engine.IO layer: python-engineio's ``Server`` with per-instance drivers."""
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -32,12 +33,13 @@ class DaemonThread(threading.Thread):
 class EngineServer(engineio.Server):
     """python-engineio's server, threading mode, with WebSocket hand-off."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, websocket_compression: bool = False, **kwargs: Any) -> None:
         kwargs["async_mode"] = "threading"
         super().__init__(**kwargs)
         # a private copy: the module-level mapping is shared by all servers
         self._async = {**self._async, "thread": DaemonThread,
-                       "websocket": HandoffWebSocket}
+                       "websocket": functools.partial(HandoffWebSocket,
+                                                      compression=websocket_compression)}
         self.websockets = WebSocketRegistry()
 
     def _handle_connect(self, environ: dict, start_response: Any, transport: str,

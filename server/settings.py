@@ -231,10 +231,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("process_pool_size", "int", None,
             "worker processes for socketio.run_in_process()/submit_process(), started "
             "on first use (None: os.cpu_count())", scope="extension", check=_positive),
-    Setting("switch_interval", "float", None,
-            "seconds between the interpreter's thread switches, applied with "
-            "sys.setswitchinterval at init_app for the whole process (None: leave "
-            "Python's 0.005)", scope="extension", check=_positive),
+    Setting("switch_interval", "float", 0.001,
+            "seconds between the interpreter's thread switches, set with "
+            "sys.setswitchinterval at init_app for the whole process: 0.001 cuts light "
+            "clients' latency next to CPU-bound handlers about threefold "
+            "(docs/cpu-heavy.md); None: leave Python's (0.005)",
+            scope="extension", check=_positive),
     # -- forwarded to python-socketio --------------------------------------------
     Setting("logger", "object", False, "True, False or a logging.Logger for Socket.IO",
             env=False),
@@ -275,6 +277,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_http_buffer_size", "int", 1_000_000,
             "largest message or polling body accepted, in bytes", check=_positive),
     Setting("allow_upgrades", "bool", True, "allow polling clients to upgrade to WebSocket"),
+    Setting("websocket_compression", "bool", False,
+            "accept permessage-deflate on WebSocket (off, as in Node's socket.io: "
+            "about 100 KiB of zlib state per connection and CPU per message)"),
     Setting("http_compression", "bool", True, "compress polling responses"),
     Setting("compression_threshold", "int", 1024,
             "smallest polling response compressed, in bytes", check=_non_negative),

@@ -198,3 +198,22 @@ def test_binary_attachments_are_bounded(live, header):
         assert closed, "the server kept collecting attachments"
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("compression", [False, True])
+def test_websocket_compression_is_a_setting(compression):
+    import websocket
+
+    app, _ = create_app(websocket_compression=compression)
+    with serve_in_thread(app) as url:
+        ws = websocket.create_connection(
+            url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
+            header=["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"],
+            timeout=10)
+        try:
+            accepted = ws.getheaders().get("sec-websocket-extensions", "")
+            assert ws.recv().startswith("0{")
+        finally:
+            ws.close()
+    assert ("permessage-deflate" in accepted) is compression, (
+        f"websocket_compression={compression}: server answered extensions {accepted!r}")

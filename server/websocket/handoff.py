@@ -80,7 +80,10 @@ class HandoffWebSocket:
     life as python-engineio does by default; a warning says so, once per
     server and reason.  WebSockets then count against the server's threads.
 
-    ``deflate_context_takeover=False`` asks permessage-deflate clients to
+    ``compression=False`` declines permessage-deflate (as the Node
+    socket.io server does by default): no zlib state per connection and no
+    compression work per message.  ``deflate_context_takeover=False`` asks
+    permessage-deflate clients to
     compress each message on its own: the zlib state (about 100 KiB per
     connection) is then freed after every message instead of kept for the
     connection's life, at some cost in compression of small messages.
@@ -89,8 +92,9 @@ class HandoffWebSocket:
 
     def __init__(self, handler: Callable[[HandoffWebSocket], Any], server: Any,
                  *, receive_bytes: int = 65536, close_timeout: float = 2.0,
-                 deflate_context_takeover: bool = True) -> None:
+                 deflate_context_takeover: bool = True, compression: bool = True) -> None:
         self._handler = handler
+        self._compression = compression
         self._max_message_size: int | None = getattr(server, "max_http_buffer_size", None)
         self._registry = getattr(server, "websockets", None)
         self._receive_bytes = receive_bytes
@@ -182,6 +186,8 @@ class HandoffWebSocket:
             raise HandshakeRejected(str(e)) from e
         if not requests:
             raise HandshakeRejected("incomplete upgrade request")
+        if not self._compression:
+            return self._ws.send(AcceptConnection(extensions=[]))
         # permessage-deflate is used only if the client offers it
         takeover = self._deflate_context_takeover
         deflate = PerMessageDeflate(client_no_context_takeover=not takeover,
