@@ -202,6 +202,26 @@ def test_every_accepted_tls12_suite_is_on_the_mozilla_intermediate_list(servers)
                                   f"\nmissing: {sorted(expected - accepted)}")
 
 
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+def test_key_exchange_groups(servers, version):
+    """P-256 everywhere; X25519 on gunicorn (OpenSSL's defaults), not on uWSGI.
+
+    uWSGI sets P-256 as the only ECDHE group of its contexts (core/ssl.c,
+    SSL_CTX_set_tmp_ecdh): every client offers P-256, so all connect.
+    """
+    name, started = servers
+    # the RSA server: in TLS 1.2 the client's groups also bound the curve of an
+    # ECDSA certificate, so an X25519-only client cannot reach the EC one
+    port = started["rsa"].port
+    protocol, _, out = s_client(port, version, "-groups", "P-256")
+    assert protocol is not None, f"{name} refused ECDHE on P-256:\n{out[-800:]}"
+    protocol, _, out = s_client(port, version, "-groups", "X25519")
+    if name == "gunicorn":
+        assert protocol is not None, f"{name} refused X25519:\n{out[-800:]}"
+    else:
+        assert protocol is None, f"uWSGI now accepts X25519: update docs/tls.md ({protocol})"
+
+
 def test_hsts_on_https_responses(servers):
     name, started = servers
     server = started["ec"]
