@@ -119,10 +119,35 @@ def measure(url: str, seconds: float) -> dict:
             "n": len(rtts), "cpu_per_s": calls / elapsed}
 
 
+def measure_echo(url: str, seconds: float, clients_n: int = 10) -> dict:
+    """No CPU handler: acked echoes from ``clients_n`` clients, back to back (round trips/s)."""
+    clients = [socketio.Client(reconnection=False) for _ in range(clients_n)]
+    for client in clients:
+        client.connect(url, transports=["websocket"], wait_timeout=10)
+    counts = [0] * clients_n
+    end = time.monotonic() + seconds
+
+    def loop(k: int) -> None:
+        while time.monotonic() < end:
+            clients[k].call("echo", k, timeout=30)
+            counts[k] += 1
+
+    threads = [threading.Thread(target=loop, args=(k,)) for k in range(clients_n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 30)
+    for client in clients:
+        client.disconnect()
+    return {"echo_per_s": sum(counts) / seconds}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--echo", action="store_true",
+                        help="instead: echo round trips/s of 10 clients, no CPU handler")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity") and shutil.which("taskset"):
         os.sched_setaffinity(0, {1})  # the clients: the other core
@@ -135,15 +160,26 @@ def main() -> int:
         for interval in order:
             proc, url = start_server(interval, iters)
             try:
-                figures = measure(url, args.seconds)
+                figures = (measure_echo if args.echo else measure)(url, args.seconds)
             finally:
                 stop_server(proc)
             results[interval].append(figures)
+            if args.echo:
+                print(f"round {r + 1} switch {interval * 1000:g} ms: echo "
+                      f"{figures['echo_per_s']:.0f} round trips/s", flush=True)
+                continue
             print(f"round {r + 1} switch {interval * 1000:g} ms: light p50 "
                   f"{figures['p50']:.1f} ms p99 {figures['p99']:.1f} ms "
                   f"({figures['n']} round trips), CPU handler {figures['cpu_per_s']:.1f}/s",
                   flush=True)
     print(f"\nload after: {os.getloadavg()}\n")
+    if args.echo:
+        print("| switch interval | echo round trips/s, 10 clients |\n|---|---:|")
+        for interval, runs in results.items():
+            per = ", ".join(f"{run['echo_per_s']:.0f}" for run in runs)
+            print(f"| {interval * 1000:g} ms | "
+                  f"{statistics.median(r['echo_per_s'] for r in runs):.0f} ({per}) |")
+        return 0
     print("| switch interval | light p50 (ms) | light p99 (ms) | CPU handler calls/s |")
     print("|---|---:|---:|---:|")
     for interval, runs in results.items():

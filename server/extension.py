@@ -135,7 +135,9 @@ class SocketIO:
         if self.process_pool is not None:
             self.process_pool.shutdown()
         self.process_pool = ProcessPool(options.pop("process_pool_size", None))
-        apply_switch_interval(options.pop("switch_interval", None))
+        switch = options.pop("switch_interval", _settings.BY_NAME["switch_interval"].default)
+        if app is not None:  # a write-only emitter (a job worker) keeps its interpreter's
+            apply_switch_interval(switch)
         options.pop("async_mode", None)
         channel = options.pop("channel", "flask-socketio")
         url = options.pop("message_queue", None)

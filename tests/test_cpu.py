@@ -13,6 +13,7 @@ from flask import Flask, request
 
 from server import SocketIO
 from server.errors import ConfigurationError
+from server.settings import BY_NAME
 from tests.livesupport import serve_in_thread
 
 
@@ -106,10 +107,18 @@ def test_pool_size_and_switch_interval_are_validated():
 def test_switch_interval_is_applied_at_init_app():
     before = sys.getswitchinterval()
     try:
+        sys.setswitchinterval(0.005)
         SocketIO(Flask(__name__), switch_interval=0.002)
         assert sys.getswitchinterval() == pytest.approx(0.002)
-        SocketIO(Flask(__name__))  # None: left as it is
+        SocketIO(Flask(__name__), switch_interval=None)  # None: left as it is
         assert sys.getswitchinterval() == pytest.approx(0.002)
+        SocketIO(Flask(__name__))  # the table's default
+        assert sys.getswitchinterval() == pytest.approx(BY_NAME["switch_interval"].default)
+        sys.setswitchinterval(0.005)
+        emitter = SocketIO()
+        emitter.init_app(None, message_queue="memory://")  # write-only: no server here
+        assert sys.getswitchinterval() == pytest.approx(0.005), (
+            "a write-only emitter must leave its process's switch interval alone")
     finally:
         sys.setswitchinterval(before)
 
