@@ -37,6 +37,7 @@ import pickle
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 log = logging.getLogger("server.cpu")
@@ -134,13 +135,12 @@ class ProcessPool:
             if self._closed:
                 raise RuntimeError("the process pool is shut down (SocketIO.shutdown() "
                                    "was called); no new jobs")
-            executor = self._start_executor()
             if progress is None:
-                return executor.submit(_call, payload, None)
+                return self._submit(payload, None)
             queue = self._start_queue()
             job = next(self._ids)
             outer: cf.Future = cf.Future()
-            inner = executor.submit(_call, payload, _Reporter(queue, job))
+            inner = self._submit(payload, _Reporter(queue, job))
             self._routes[job] = (progress, inner, outer)
         outer.add_done_callback(lambda f: f.cancelled() and inner.cancel())
         inner.add_done_callback(lambda _f: self._put_end(queue, job))
@@ -176,6 +176,18 @@ class ProcessPool:
             # process-wide in multiprocessing; only ever replaces a non-Python binary (uWSGI)
             context.set_executable(exe)
         return context
+
+    def _submit(self, payload: bytes, report: _Reporter | None) -> cf.Future:
+        executor = self._start_executor()
+        try:
+            return executor.submit(_call, payload, report)
+        except BrokenProcessPool:
+            # a worker died (killed, out of memory): the jobs it had failed with
+            # BrokenProcessPool; later jobs get a fresh pool rather than the same error
+            log.warning("a process pool worker died; starting a new pool")
+            executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+            return self._start_executor().submit(_call, payload, report)
 
     def _start_executor(self) -> cf.ProcessPoolExecutor:
         if self._executor is None:

@@ -6,6 +6,7 @@ import pathlib
 import sys
 import threading
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 import socketio as sio_client
@@ -38,6 +39,10 @@ def report_until(n, release_path, report):
     return {"total": n, "pid": os.getpid()}
 
 
+def die():
+    os._exit(3)  # as if killed: no exception, the process is gone
+
+
 def wait_for_file(path):
     deadline = time.monotonic() + 20
     while not os.path.exists(path) and time.monotonic() < deadline:
@@ -68,6 +73,13 @@ def test_exception_propagates_with_type_message_and_remote_traceback(socketio):
     remote = str(info.value.__cause__)
     assert "in fail" in remote and "raise KeyError" in remote, (
         f"expected the worker's traceback as __cause__, got {remote!r}")
+
+
+def test_a_dead_worker_fails_its_job_and_the_next_job_gets_a_new_pool(socketio):
+    with pytest.raises(BrokenProcessPool):
+        socketio.run_in_process(die)
+    pid, value = socketio.run_in_process(pid_and_square, 4)
+    assert value == 16 and pid != os.getpid(), (pid, value)
 
 
 def test_non_picklable_function_is_a_clear_type_error(socketio):
