@@ -6,7 +6,7 @@ Uses py-spy from bench/.peers-venv (installed there if missing; it needs to
 ptrace the worker, so run as root or with CAP_SYS_PTRACE).  Writes the top
 functions by own time and by inclusive time to
 bench/results/profile-<server>-<workload>.md.  Only CPU-active samples count
-(py-spy leaves idle threads out).
+(--gil: samples of the thread holding the GIL, i.e. Python work).
 """
 from __future__ import annotations
 
@@ -70,14 +70,14 @@ def main() -> int:
         load.start()
         threading.Event().wait(1.5)
         subprocess.run([str(spy), "record", "--pid", str(worker), "--duration", str(a.seconds),
-                        "--rate", "200", "--format", "raw", "--nonblocking", "--output", str(raw)],
+                        "--rate", "200", "--format", "raw", "--nonblocking", "--gil", "--output", str(raw)],
                        check=True, capture_output=True, timeout=a.seconds + 30)
         load.join(a.seconds + 60)
     finally:
         srv.stop()
     total, own, incl = summarise(raw)
     lines = [f"# Profile: {SERVERS[a.server].label}, {wl.title}", "",
-             f"py-spy, 200 Hz, {a.seconds} s, CPU-active samples only: {total}. Workload result "
+             f"py-spy, 200 Hz, {a.seconds} s, samples of the thread holding the GIL only (--gil): {total}. Workload result "
              f"during sampling: {result.get('value', 0):,.0f} {result.get('unit', '')} "
              f"(slowed by the sampler).", "",
              "## Own time (top functions)", "", "| % | function (file) |", "|---:|---|"]
