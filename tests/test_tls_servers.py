@@ -329,12 +329,13 @@ def _start_gunicorn_expecting_failure(env: dict[str, str]) -> subprocess.Complet
 
 
 @pytest.mark.parametrize("problem", ["missing", "mismatched", "world-readable", "expired",
-                                     "key-without-cert"])
+                                     "key-without-cert", "ca-missing"])
 def test_gunicorn_refuses_to_start_on_bad_tls_files(problem, certs, tmp_path):
     from server.tls_certs import selfsigned
 
     good = certs["ec"]
     cert, key = str(good / "cert.pem"), str(good / "key.pem")
+    extra: dict[str, str] = {}
     if problem == "missing":
         cert, needle = str(tmp_path / "nope.pem"), "nope.pem"
     elif problem == "mismatched":
@@ -350,10 +351,12 @@ def test_gunicorn_refuses_to_start_on_bad_tls_files(problem, certs, tmp_path):
         past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
         issued = selfsigned(str(tmp_path / "old"), days=2, now=past)
         cert, key, needle = issued.cert, issued.key, "expired"
+    elif problem == "ca-missing":
+        extra["SERVER_CA_CERTS"], needle = str(tmp_path / "no-ca.pem"), "no-ca.pem"
     else:
         cert, needle = "", "but certfile is not"
     env = server_env(SERVER_BIND=f"127.0.0.1:{free_port()}", SERVER_CERTFILE=cert,
-                     SERVER_KEYFILE=key)
+                     SERVER_KEYFILE=key, **extra)
     done = _start_gunicorn_expecting_failure(env)
     output = done.stdout + done.stderr
     assert done.returncode != 0, f"gunicorn started with a {problem} TLS file:\n{output[-2000:]}"
