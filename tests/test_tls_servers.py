@@ -114,6 +114,12 @@ def _uwsgi_exe() -> str:
     exe = BIN / "uwsgi"
     if not exe.exists():
         pytest.skip("uWSGI is not installed in this venv (pip install uwsgi)")
+    # uWSGI has its HTTPS router only when built against OpenSSL's headers
+    helped = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=30,
+                            check=False).stdout
+    if "--https " not in helped:
+        pytest.skip("this uWSGI was built without SSL: apt-get install libssl-dev, then "
+                    "pip install --force-reinstall --no-binary uwsgi uwsgi")
     return str(exe)
 
 
