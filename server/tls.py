@@ -188,7 +188,7 @@ def check_gunicorn_config(cfg: Any) -> None:
         return
     if not cfg.certfile:
         raise ConfigurationError(f"gunicorn keyfile={cfg.keyfile!r} is set but certfile is not; "
-                                 f"fix: set certfile (--certfile) too")
+                                 f"fix: set SERVER_CERTFILE (gunicorn --certfile) too")
     if cfg.ciphers:
         raise ConfigurationError(
             f"gunicorn ciphers={cfg.ciphers!r} conflicts with the TLS profile, which sets the "
