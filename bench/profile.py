@@ -77,7 +77,8 @@ def main() -> int:
         srv.stop()
     total, own, incl = summarise(raw)
     lines = [f"# Profile: {SERVERS[a.server].label}, {wl.title}", "",
-             f"py-spy, 200 Hz, {a.seconds} s, samples of the thread holding the GIL only (--gil): {total}. Workload result "
+             f"py-spy, 200 Hz, {a.seconds} s, samples of the thread holding the GIL only "
+             f"(--gil): {total}. Workload result "
              f"during sampling: {result.get('value', 0):,.0f} {result.get('unit', '')} "
              f"(slowed by the sampler).", "",
              "## Own time (top functions)", "", "| % | function (file) |", "|---:|---|"]

@@ -11,9 +11,9 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from envs import APPS, NODE_DIR, PEERS_PY, PROJECT_PY, PROJECT_VENV, ROOT
 

@@ -4,9 +4,9 @@ Handlers, identical in every server under test: ``echo`` acks its argument,
 ``broadcast`` sends ``bcast`` to every client, ``cpu`` runs 50 ms of
 pure-Python CPU work (burn.py) and acks.  Served as ``ours_app:app``.
 """
+from burn import burn, iterations
 from flask import Flask
 
-from burn import burn, iterations
 from server import SocketIO
 from server.settings import BY_NAME
 

@@ -8,10 +8,9 @@ gthread as ``peer_app:app``.  Runs only in bench/.peers-venv.
 import os
 import sys
 
+from burn import burn, iterations
 from flask import Flask
 from flask_socketio import SocketIO
-
-from burn import burn, iterations
 
 app = Flask(__name__)
 socketio = SocketIO(app, async_mode=os.environ.get("BENCH_ASYNC_MODE", "threading"))
