@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import socketio
+import socketio  # noqa: E402  (after the sys.path line above)
 
-from tests.redis_support import RedisServer
-from tests.test_scaling_live import Gunicorn
+from tests.redis_support import RedisServer  # noqa: E402
+from tests.test_scaling_live import Gunicorn  # noqa: E402
 
 CONFIGS = (  # (label, workers, queue)
     ("1 worker, no queue", 1, False),
@@ -94,7 +94,7 @@ def run_one(label: str, workers: int, queue_url: str | None, clients: int,
             proc.start()
             children.append((proc, parent))
         pids: dict[int, int] = {}
-        for proc, parent in children:
+        for _proc, parent in children:
             if not parent.poll(timeout):
                 raise RuntimeError("connecting the clients took longer than --timeout")
             for pid in parent.recv():

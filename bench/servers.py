@@ -46,7 +46,7 @@ SERVERS: dict[str, ServerSpec] = {s.name: s for s in [
                              "--module", "ours_app:app", "--disable-logging"],
                {"PYTHONPATH": f"{APPS}:{ROOT}"}),
     ServerSpec("ours-waitress", "server, waitress",
-               lambda port: [str(PROJECT_PY), "-m", "waitress", "--threads=100",
+               lambda port: [str(PROJECT_PY), "-m", "waitress", "--asyncore-use-poll", "--threads=100",
                              f"--listen=127.0.0.1:{port}", "ours_app:app"],
                {"PYTHONPATH": f"{APPS}:{ROOT}"}),
     ServerSpec("fsio-eventlet", "Flask-SocketIO, eventlet",

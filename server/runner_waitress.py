@@ -30,7 +30,10 @@ def serve(plan: Any, handle: Any, banner: str) -> None:
         connection_limit=plan.capacity,
         # long-polling requests wait up to ping_interval for data; do not cut
         # idle channels before the Engine.IO ping has had its chance
-        channel_timeout=120, ident="server")
+        channel_timeout=120, ident="server",
+        # select() fails outright once a descriptor number passes 1023, and
+        # handed-off WebSockets keep many descriptors open: poll() has no limit
+        asyncore_use_poll=True)
 
     finished = threading.Event()
 

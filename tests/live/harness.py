@@ -77,7 +77,8 @@ def _uwsgi(section: str) -> Callable[[int, str], tuple[list[str], dict[str, str]
 
 
 def _waitress(port: int, app: str) -> tuple[list[str], dict[str, str]]:
-    return ([str(BIN / "waitress-serve"), "--threads", "100", "--connection-limit", "1000",
+    return ([str(BIN / "waitress-serve"), "--asyncore-use-poll", "--threads", "100",
+             "--connection-limit", "1000",
              "--listen", f"127.0.0.1:{port}", app], server_env())
 
 
