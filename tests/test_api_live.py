@@ -6,6 +6,7 @@ import socketio as sio_client
 
 from tests.chat_app import create_app, create_wildcard_app
 from tests.livesupport import serve_in_thread
+from tests.sioclient import OrderedClient
 
 TRANSPORTS = {"websocket": ["websocket"], "polling": ["polling"],
               "upgrade": ["polling", "websocket"]}
@@ -25,7 +26,7 @@ def client_factory(request, live):
     made = []
 
     def make(auth=None, namespaces=None, **kwargs):
-        client = sio_client.Client(reconnection=False, **kwargs)
+        client = OrderedClient(reconnection=False, **kwargs)
         made.append(client)
         client.connect(url, auth=auth, transports=TRANSPORTS[request.param],
                        namespaces=namespaces, wait_timeout=10)
@@ -100,9 +101,8 @@ def test_background_task_and_burst(client_factory):
     client.on("tick", on_tick)
     client.emit("start_task", 50)
     assert done.wait(20), f"expected 50 ticks, got {len(ticks)}"
-    # python-socketio's Client runs each message on a thread of its own: it
-    # shows delivery, not order (tests/test_concurrent_emit.py checks order)
-    assert sorted(ticks) == list(range(50))
+    # OrderedClient handles messages in arrival order (tests/sioclient.py)
+    assert ticks == list(range(50))
 
 
 def test_server_calls_client_and_gets_answer(client_factory):

@@ -238,9 +238,9 @@ def _recording(recorder: Recorder, name: str) -> Callable[..., None]:
 
 def python_client(url: str, transports: list[str], auth: Any = None) -> tuple[Any, Recorder]:
     """A connected python-socketio Client and the Recorder of what it receives."""
-    import socketio
+    from tests.sioclient import OrderedClient
 
-    client = socketio.Client(reconnection=False)
+    client = OrderedClient(reconnection=False)
     recorder = Recorder()
     for name in RECORDED_EVENTS:
         client.on(name, _recording(recorder, name))
