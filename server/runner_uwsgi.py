@@ -40,11 +40,41 @@ def close_at_exit() -> None:
     close_connections(wsgi, reason="server shutting down", timeout=2.0)
 
 
+#: uWSGI's exit status for "the app failed to load": with need-app, the
+#: master stops instead of respawning the worker
+FAILED_APP_EXIT = 22
+
+
+def check_tls(opt: dict) -> None:
+    """Refuse to start a TLS instance whose certificate or key is unfit.
+
+    uWSGI loads a certificate without looking at its expiry or at who may
+    read the key; the start-up checks of ``python -m server tls check`` run
+    here, in the worker that loads the app, and a failure stops the instance
+    with one line (the exit status uWSGI's master treats as "no app").
+    """
+    import os
+    import sys
+
+    if not (opt.get("https") or opt.get(b"https")) or not os.environ.get("SERVER_CERTFILE"):
+        return
+    from .errors import ConfigurationError
+    from .tls import validate_for_startup
+
+    try:
+        validate_for_startup(os.environ["SERVER_CERTFILE"], os.environ.get("SERVER_KEYFILE"),
+                             os.environ.get("SERVER_CA_CERTS") or None)
+    except ConfigurationError as exc:
+        print(f"uwsgi.ini: {exc}", file=sys.stderr, flush=True)
+        os._exit(FAILED_APP_EXIT)
+
+
 def install() -> bool:
     try:
         import uwsgi
     except ImportError:
         return False
+    check_tls(uwsgi.opt)
     uwsgi.atexit = close_at_exit
     return True
 

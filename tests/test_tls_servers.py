@@ -412,6 +412,34 @@ def test_uwsgi_tls_section_refuses_a_key_of_another_certificate(certs, tmp_path)
     assert "unable to assign key" in output, output[-2000:]
 
 
+@pytest.mark.parametrize("problem", ["world-readable", "expired", "rsa-key-for-ec-cert"])
+def test_uwsgi_tls_section_refuses_unfit_files_with_one_line(problem, certs, tmp_path):
+    """What uWSGI itself lets through, the worker's start-up check refuses
+    (server/runner_uwsgi.py): the instance stops with status 22 and one line."""
+    from server.tls_certs import selfsigned
+
+    cert, key = str(certs["ec"] / "cert.pem"), str(certs["ec"] / "key.pem")
+    if problem == "world-readable":
+        key = str(tmp_path / "key.pem")
+        shutil.copy(certs["ec"] / "key.pem", key)
+        os.chmod(key, 0o644)
+        needle = "world-readable"
+    elif problem == "expired":
+        import datetime
+
+        past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+        issued = selfsigned(str(tmp_path / "old"), days=2, now=past)
+        cert, key, needle = issued.cert, issued.key, "expired"
+    else:
+        key, needle = str(certs["rsa"] / "key.pem"), "does not belong"
+    status, output = _uwsgi_tls_expecting_failure(server_env(
+        SERVER_BIND=f"127.0.0.1:{free_port()}", SERVER_CERTFILE=cert, SERVER_KEYFILE=key))
+    assert status == 22, f"uwsgi.ini:tls with a {problem} file: status {status}\n{output[-2000:]}"
+    lines = [line for line in output.splitlines() if line.startswith("uwsgi.ini: ")]
+    assert len(lines) == 1 and needle in lines[0] and "fix" in lines[0].lower(), (
+        f"expected one line naming {needle!r} and the fix, got:\n{output[-2000:]}")
+
+
 def test_uwsgi_tls_section_refuses_an_unknown_profile(certs):
     status, output = _uwsgi_tls_expecting_failure(server_env(
         SERVER_BIND=f"127.0.0.1:{free_port()}", SERVER_TLS_PROFILE="modren",
