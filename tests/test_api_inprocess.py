@@ -287,3 +287,23 @@ def test_shutdown_is_idempotent(chat):
     socketio.test_client(app)
     socketio.shutdown()
     socketio.shutdown()  # a second hook on the way out must not fail
+
+
+def test_url_for_works_in_handlers_without_matching_the_socketio_url():
+    from flask import url_for
+
+    app = Flask(__name__)
+    socketio = SocketIO(app)
+
+    @app.route("/page/<int:n>")
+    def page(n):
+        return str(n)
+
+    @socketio.on("link")
+    def link(n):
+        from flask import request
+        # the event's URL is the Socket.IO endpoint, which is never matched
+        return {"url": url_for("page", n=n), "rule": request.url_rule}
+
+    client = socketio.test_client(app)
+    assert client.emit("link", 7, callback=True) == {"url": "/page/7", "rule": None}

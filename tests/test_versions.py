@@ -55,5 +55,7 @@ def test_flask_internals():
     v = version("flask")
     assert "session" in inspect.signature(RequestContext).parameters, (
         f"Flask {v}: RequestContext(session=...) is how the managed session is installed")
+    assert callable(getattr(RequestContext, "match_request", None)), (
+        f"Flask {v}: the event context skips URL matching by overriding match_request")
     assert callable(getattr(FlaskClient, "_add_cookies_to_wsgi", None)), (
         f"Flask {v}: the test client injects cookies with FlaskClient._add_cookies_to_wsgi")
