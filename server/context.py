@@ -40,6 +40,30 @@ def _from_event(attr: str, what: str) -> Any:
     return value
 
 
+def _server(what: str) -> Any:
+    return _socketio()._require_server(what)
+
+
+def _client(sid: str | None, namespace: str | None, what: str) -> tuple[str, str]:
+    """``sid`` and ``namespace``, defaulting to the current event's."""
+    return (sid or _from_event("sid", what), namespace or _from_event("namespace", what))
+
+
+def _recipient(kwargs: dict, what: str, broadcast: bool = False) -> tuple[Any, str]:
+    """Pop ``to``/``room``/``namespace`` from ``kwargs``: (recipient, namespace).
+
+    Without ``to`` (or ``room``) the recipient is the current client, unless
+    ``broadcast`` is set, when it is everyone (None).
+    """
+    namespace = kwargs.pop("namespace", None) or _from_event("namespace", what)
+    to = kwargs.pop("to", None)
+    room = kwargs.pop("room", None)
+    to = to if to is not None else room
+    if to is None and not broadcast:
+        to = _from_event("sid", what)
+    return to, namespace
+
+
 def emit(event: str, *args: Any, **kwargs: Any) -> None:
     """Emit a SocketIO event.
 
@@ -75,13 +99,7 @@ def emit(event: str, *args: Any, **kwargs: Any) -> None:
                          set to ``True``, the event is emitted to the
                          clients directly, without going through the queue.
     """
-    namespace = kwargs.pop("namespace", None) or _from_event("namespace", "emit()")
-    broadcast = kwargs.pop("broadcast", False)
-    to = kwargs.pop("to", None)
-    room = kwargs.pop("room", None)
-    to = to if to is not None else room
-    if to is None and not broadcast:
-        to = _from_event("sid", "emit()")
+    to, namespace = _recipient(kwargs, "emit()", kwargs.pop("broadcast", False))
     return _socketio().emit(event, *args, namespace=namespace, to=to, **kwargs)
 
 
@@ -111,13 +129,7 @@ def send(message: Any, **kwargs: Any) -> None:
     :param ignore_queue: Only used when a message queue is configured.
     """
     json = kwargs.pop("json", False)
-    namespace = kwargs.pop("namespace", None) or _from_event("namespace", "send()")
-    broadcast = kwargs.pop("broadcast", False)
-    to = kwargs.pop("to", None)
-    room = kwargs.pop("room", None)
-    to = to if to is not None else room
-    if to is None and not broadcast:
-        to = _from_event("sid", "send()")
+    to, namespace = _recipient(kwargs, "send()", kwargs.pop("broadcast", False))
     return _socketio().send(message, json=json, namespace=namespace, to=to, **kwargs)
 
 
@@ -143,12 +155,7 @@ def call(event: str, *args: Any, **kwargs: Any) -> Any:
                     exception is raised. The default is 60 seconds.
     :param ignore_queue: Only used when a message queue is configured.
     """
-    namespace = kwargs.pop("namespace", None) or _from_event("namespace", "call()")
-    to = kwargs.pop("to", None)
-    room = kwargs.pop("room", None)
-    to = to if to is not None else room
-    if to is None:
-        to = _from_event("sid", "call()")
+    to, namespace = _recipient(kwargs, "call()")
     return _socketio().call(event, *args, namespace=namespace, to=to, **kwargs)
 
 
@@ -172,10 +179,8 @@ def join_room(room: str, sid: str | None = None, namespace: str | None = None) -
     :param namespace: The namespace for the room. If not provided, the
                       namespace is obtained from the request context.
     """
-    socketio = _socketio()
-    sid = sid or _from_event("sid", "join_room()")
-    namespace = namespace or _from_event("namespace", "join_room()")
-    socketio._require_server("join_room").enter_room(sid, room, namespace=namespace)
+    sid, namespace = _client(sid, namespace, "join_room()")
+    _server("join_room").enter_room(sid, room, namespace=namespace)
 
 
 def leave_room(room: str, sid: str | None = None, namespace: str | None = None) -> None:
@@ -190,10 +195,8 @@ def leave_room(room: str, sid: str | None = None, namespace: str | None = None) 
     :param namespace: The namespace for the room. If not provided, the
                       namespace is obtained from the request context.
     """
-    socketio = _socketio()
-    sid = sid or _from_event("sid", "leave_room()")
-    namespace = namespace or _from_event("namespace", "leave_room()")
-    socketio._require_server("leave_room").leave_room(sid, room, namespace=namespace)
+    sid, namespace = _client(sid, namespace, "leave_room()")
+    _server("leave_room").leave_room(sid, room, namespace=namespace)
 
 
 def close_room(room: str, namespace: str | None = None) -> None:
@@ -206,9 +209,8 @@ def close_room(room: str, namespace: str | None = None) -> None:
     :param namespace: The namespace for the room. If not provided, the
                       namespace is obtained from the request context.
     """
-    socketio = _socketio()
     namespace = namespace or _from_event("namespace", "close_room()")
-    socketio._require_server("close_room").close_room(room, namespace=namespace)
+    _server("close_room").close_room(room, namespace=namespace)
 
 
 def rooms(sid: str | None = None, namespace: str | None = None) -> list[str]:
@@ -222,10 +224,8 @@ def rooms(sid: str | None = None, namespace: str | None = None) -> list[str]:
     :param namespace: The namespace for the room. If not provided, the
                       namespace is obtained from the request context.
     """
-    socketio = _socketio()
-    sid = sid or _from_event("sid", "rooms()")
-    namespace = namespace or _from_event("namespace", "rooms()")
-    return socketio._require_server("rooms").rooms(sid, namespace=namespace)
+    sid, namespace = _client(sid, namespace, "rooms()")
+    return _server("rooms").rooms(sid, namespace=namespace)
 
 
 def disconnect(sid: str | None = None, namespace: str | None = None,
@@ -248,7 +248,5 @@ def disconnect(sid: str | None = None, namespace: str | None = None,
                       namespace is obtained from the request context.
     :param silent: this option is deprecated.
     """
-    socketio = _socketio()
-    sid = sid or _from_event("sid", "disconnect()")
-    namespace = namespace or _from_event("namespace", "disconnect()")
-    return socketio._require_server("disconnect").disconnect(sid, namespace=namespace)
+    sid, namespace = _client(sid, namespace, "disconnect()")
+    return _server("disconnect").disconnect(sid, namespace=namespace)
