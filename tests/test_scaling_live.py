@@ -31,6 +31,7 @@ import socketio as sio_client
 from requests.adapters import HTTPAdapter
 
 from tests.livesupport import free_port
+from tests.nginx_support import NginxProcess
 from tests.redis_support import RedisServer
 
 pytestmark = pytest.mark.live
@@ -114,53 +115,23 @@ class UWSGI:
     stop = Gunicorn.stop
 
 
-class Nginx:
+class Nginx(NginxProcess):
     """The shipped deploy/nginx/socketio.conf with its ports replaced; stopped by PID."""
 
     def __init__(self, upstream_ports: list[int]) -> None:
-        exe = shutil.which("nginx") or "/usr/sbin/nginx"
-        if not os.path.exists(exe):
-            raise RuntimeError("nginx is not installed: scripts/test installs the Debian "
-                               "package nginx-light")
-        self.dir = Path(tempfile.mkdtemp(prefix="nginx-test-"))
-        self.dir.chmod(0o755)  # worker processes may run as another user
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         site = SHIPPED_NGINX.read_text()
         site = _replace_once(site, "listen 127.0.0.1:8080;", f"listen 127.0.0.1:{self.port};")
         for shipped, port in zip(("127.0.0.1:5000;", "127.0.0.1:5001;"), upstream_ports):
             site = _replace_once(site, f"server {shipped}", f"server 127.0.0.1:{port};")
-        (self.dir / "socketio.conf").write_text(site)
-        d = self.dir
-        (d / "nginx.conf").write_text(textwrap.dedent(f"""\
-            worker_processes 1;
-            error_log {d}/error.log info;
-            events {{ worker_connections 512; }}
-            http {{
-                access_log {d}/access.log;
-                client_body_temp_path {d}/client_body;
-                proxy_temp_path {d}/proxy;
-                fastcgi_temp_path {d}/fastcgi;
-                uwsgi_temp_path {d}/uwsgi;
-                scgi_temp_path {d}/scgi;
-                include {d}/socketio.conf;
-            }}
-            """))
-        self.proc = subprocess.Popen(
-            [exe, "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "error.log"),
-             "-g", f"daemon off; pid {d}/nginx.pid;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        super().__init__(site)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        _wait_http(self.url + "/ping", self.proc, timeout, self.output)
+        _wait_http(self.url + "/ping", self.proc, timeout, self.error_log)
 
     def output(self) -> str:
-        path = self.dir / "error.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        _stop(self.proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.error_log()
 
 
 def _replace_once(text: str, old: str, new: str) -> str:

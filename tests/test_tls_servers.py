@@ -23,8 +23,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,6 +44,7 @@ from tests.live.harness import (
     node,
     server_env,
 )
+from tests.nginx_support import NginxMissing, NginxProcess
 from tests.test_tls_live import s_client, tls12_candidates
 
 OPENSSL = shutil.which("openssl")
@@ -464,15 +463,10 @@ def test_nginx_tls_conf_ciphers_are_the_intermediate_list():
 
 
 # -- nginx terminating TLS in front of gunicorn ------------------------------------------
-class Nginx:
+class Nginx(NginxProcess):
     """deploy/nginx/socketio-tls.conf with ports and files replaced; stopped by PID."""
 
     def __init__(self, upstream_port: int, certdir: Path) -> None:
-        exe = shutil.which("nginx") or "/usr/sbin/nginx"
-        if not os.path.exists(exe):
-            pytest.skip("nginx is not installed (Debian package nginx-light)")
-        self.dir = Path(tempfile.mkdtemp(prefix="nginx-tls-test-"))
-        self.dir.chmod(0o755)  # worker processes may run as another user
         self.port, self.http_port = free_port(), free_port()
         site = NGINX_CONF.read_text()
         for old, new in (("listen 127.0.0.1:8443 ssl;", f"listen 127.0.0.1:{self.port} ssl;"),
@@ -482,26 +476,10 @@ class Nginx:
                          ("/etc/ssl/server/key.pem", str(certdir / "key.pem"))):
             assert site.count(old) == 1, f"{NGINX_CONF} should contain {old!r} once"
             site = site.replace(old, new)
-        (self.dir / "site.conf").write_text(site)
-        d = self.dir
-        (d / "nginx.conf").write_text(textwrap.dedent(f"""\
-            worker_processes 1;
-            error_log {d}/error.log info;
-            events {{ worker_connections 256; }}
-            http {{
-                access_log {d}/access.log;
-                client_body_temp_path {d}/client_body;
-                proxy_temp_path {d}/proxy;
-                fastcgi_temp_path {d}/fastcgi;
-                uwsgi_temp_path {d}/uwsgi;
-                scgi_temp_path {d}/scgi;
-                include {d}/site.conf;
-            }}
-            """))
-        self.proc = subprocess.Popen(
-            [exe, "-p", str(d), "-c", str(d / "nginx.conf"), "-e", str(d / "error.log"),
-             "-g", f"daemon off; pid {d}/nginx.pid;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        try:
+            super().__init__(site, prefix="nginx-tls-test-", worker_connections=256)
+        except NginxMissing as exc:
+            pytest.skip(str(exc))
         self.url = f"https://127.0.0.1:{self.port}"
 
     def wait_ready(self, ca: str, timeout: float = 30.0) -> None:
@@ -518,20 +496,6 @@ class Nginx:
                 last = repr(exc)
             time.sleep(0.05)
         raise AssertionError(f"nginx not ready after {timeout}s ({last}):\n{self.error_log()}")
-
-    def error_log(self) -> str:
-        path = self.dir / "error.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
