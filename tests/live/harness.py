@@ -144,16 +144,21 @@ class LiveServer:
                 raise ServerDidNotStart(f"{self.name} exited with {self.proc.returncode} "
                                         f"before answering; log:\n{self.log_tail()}")
             try:
-                with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-                    last = f"HTTP {resp.status}"
+                status = self.probe()
+                if status == 200:
+                    return self
+                last = f"HTTP {status}"
             except OSError as exc:
                 last = repr(exc)
             time.sleep(0.1)
         self.stop()
         raise ServerDidNotStart(f"{self.name} did not answer GET {self.ready_path} within "
                                 f"{timeout}s (last: {last}); log:\n{self.log_tail()}")
+
+    def probe(self) -> int:
+        """One readiness request: its HTTP status (OSError when not answering)."""
+        with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as resp:
+            return resp.status
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """SIGTERM to our PID, bounded wait, then SIGKILL to the group we created."""
