@@ -82,7 +82,3 @@ class EngineServer(engineio.Server):
             return self._ok(s.poll(), headers=headers, jsonp_index=jsonp_index)
         except engineio.exceptions.QueueEmpty:
             return self._bad_request()
-
-    def connection_count(self) -> int:
-        """Engine.IO sessions open in this process (all transports)."""
-        return len(self.sockets)

@@ -103,10 +103,3 @@ def parse_origin(text: str) -> Origin:
         raise OriginError("has a path, query, fragment or list (an origin has none)")
     host, port = split_host_port(rest, scheme)
     return Origin(scheme, host, port)
-
-
-def try_parse_origin(text: str) -> Origin | None:
-    try:
-        return parse_origin(text)
-    except OriginError:
-        return None
