@@ -13,6 +13,10 @@
 #     ``full_timeout`` seconds (backpressure on that one connection: its TCP
 #     window fills, its peers are unaffected), then gives up and returns False;
 #     the caller tells the client.
+#     The reactor (server.websocket.reactor) must never block: it submits
+#     with wait=False, which queues past the bound; the reactor then stops
+#     reading that connection (``saturated``) until ``notify_when_space``
+#     calls back.  The overshoot is at most one read per connection.
 #   - Transport threads only submit; they never run handlers, so a busy pool
 #     never delays a ping/pong or the sending of packets.
 #   Lock order: the pool has one lock (``_lock``), held only to move tasks
@@ -55,6 +59,7 @@ class HandlerPool:
         self._stopping = False
         self._threads: list[threading.Thread] = []
         self._started = False
+        self._space_waiters: list[Callable[[], Any]] = []
 
     # -- figures for /metrics and /readyz ---------------------------------------
     @property
@@ -73,12 +78,32 @@ class HandlerPool:
             thread.start()
             self._threads.append(thread)
 
-    def submit(self, key: Any, task: Task) -> bool:
-        """Queue ``task`` for connection ``key``; False if the pool stayed full."""
+    @property
+    def saturated(self) -> bool:
+        """True while at least ``max_pending`` events wait or run."""
+        return self._pending >= self.max_pending
+
+    def notify_when_space(self, callback: Callable[[], Any]) -> None:
+        """Call ``callback`` once (from a worker) when the pool is below its bound."""
+        with self._lock:
+            if self._pending < self.max_pending:
+                ready = True
+            else:
+                ready = False
+                self._space_waiters.append(callback)
+        if ready:
+            callback()
+
+    def submit(self, key: Any, task: Task, wait: bool = True) -> bool:
+        """Queue ``task`` for connection ``key``; False if the pool stayed full.
+
+        With ``wait=False`` the task is queued even past the bound (the caller
+        applies backpressure itself, see ``saturated``) and True is returned.
+        """
         with self._lock:
             if not self._started:
                 self._start()
-            if self._pending >= self.max_pending:
+            if self._pending >= self.max_pending and wait:
                 self._space_cv.wait_for(
                     lambda: self._pending < self.max_pending or self._stopping,
                     timeout=self.full_timeout)
@@ -111,16 +136,24 @@ class HandlerPool:
             except Exception:
                 log.exception("event handler failed")
             finally:
+                waiters = None
                 with self._lock:
                     self._busy -= 1
                     self._pending -= 1
                     self._space_cv.notify()
+                    if self._space_waiters and self._pending < self.max_pending:
+                        waiters, self._space_waiters = self._space_waiters, []
                     queue = self._queues.get(key)  # None once stop() cleared it
                     if queue:
                         self._ready.append(key)  # back of the line: fairness
                         self._ready_cv.notify()
                     elif queue is not None:
                         del self._queues[key]
+                for callback in waiters or ():
+                    try:
+                        callback()
+                    except Exception:
+                        log.exception("pool space callback failed")
 
     def stop(self, timeout: float = 5.0) -> None:
         """Let the workers finish the events in hand, then exit."""

@@ -4,8 +4,10 @@
 #   the process; we never mutate it: each instance gets its own copy with the
 #   hand-off WebSocket (server.websocket) and daemon threads.
 #   Threads: a WSGI server thread runs handle_request(); a WebSocket, once its
-#   handshake is done, is owned by the hand-off threads (see server.websocket);
-#   the monitor thread (python-engineio's service task) closes silent clients.
+#   handshake is done, is served by the reactor (websocket_io='events', see
+#   server.websocket.evented) or by hand-off threads of its own ('threads');
+#   the reactor also runs every session's ping timer; the monitor thread
+#   (python-engineio's service task) closes silent clients.
 #   Nothing here holds a lock while calling application code.
 """Engine.IO layer: python-engineio's ``Server`` with per-instance drivers."""
 from __future__ import annotations
@@ -20,6 +22,8 @@ from engineio import packet as eio_packet
 from .engine_socket import EngineSocket
 from .security_cookies import engineio_cookie
 from .websocket import HandoffWebSocket, WebSocketRegistry
+from .websocket.evented import EventedWebSocket
+from .websocket.reactor import Reactor
 
 
 class DaemonThread(threading.Thread):
@@ -33,14 +37,38 @@ class DaemonThread(threading.Thread):
 class EngineServer(engineio.Server):
     """python-engineio's server, threading mode, with WebSocket hand-off."""
 
-    def __init__(self, websocket_compression: bool = False, **kwargs: Any) -> None:
+    def __init__(self, websocket_compression: bool = False, websocket_io: str = "events",
+                 **kwargs: Any) -> None:
         kwargs["async_mode"] = "threading"
         super().__init__(**kwargs)
         # a private copy: the module-level mapping is shared by all servers
         self._async = {**self._async, "thread": DaemonThread,
                        "websocket": functools.partial(HandoffWebSocket,
                                                       compression=websocket_compression)}
+        self.websocket_io = websocket_io
+        self._websocket_compression = websocket_compression
         self.websockets = WebSocketRegistry()
+        #: the event loop serving WebSockets and every session's ping timer
+        self.reactor = Reactor(name="engineio-reactor")
+        #: the handler pool (``saturated``, ``notify_when_space``): reactor-served
+        #: WebSockets stop reading while it is over its bound.  Set by SocketIOServer.
+        self.intake: Any = None
+
+    def websocket_for(self, session: Any) -> HandoffWebSocket:
+        """The WebSocket object that will serve ``session``'s upgrade request."""
+        if self.websocket_io == "threads":
+            return self._async["websocket"](session._websocket_handler, self)
+        return EventedWebSocket(session._websocket_handler, self, session=session,
+                                reactor=self.reactor, intake=self.intake,
+                                compression=self._websocket_compression)
+
+    def on_reactor(self) -> bool:
+        """True on the reactor thread, where no application code may run."""
+        return self.reactor.in_loop()
+
+    def shutdown(self) -> None:
+        super().shutdown()
+        self.reactor.stop()
 
     def _handle_connect(self, environ: dict, start_response: Any, transport: str,
                         jsonp_index: int | None = None) -> Any:

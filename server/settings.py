@@ -162,6 +162,12 @@ def _origins(value: Any) -> str | None:
     return "must be an origin string, a list of origins, '*', [] or a callable"
 
 
+def _websocket_io(value: Any) -> str | None:
+    if value not in ("events", "threads"):
+        return "must be 'events' (the default) or 'threads'"
+    return None
+
+
 def _path(value: Any) -> str | None:
     if not isinstance(value, str) or not value.strip("/"):
         return "must be a non-empty URL path such as 'socket.io'"
@@ -280,6 +286,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("websocket_compression", "bool", False,
             "accept permessage-deflate on WebSocket (off, as in Node's socket.io: "
             "about 100 KiB of zlib state per connection and CPU per message)"),
+    Setting("websocket_io", "str", "events",
+            "how an open WebSocket is served: 'events' (one reactor thread for all "
+            "WebSockets: no thread per connection, handlers write directly) or "
+            "'threads' (python-engineio's reader, writer and ping threads per "
+            "connection)", check=_websocket_io),
     Setting("http_compression", "bool", True, "compress polling responses"),
     Setting("compression_threshold", "int", 1024,
             "smallest polling response compressed, in bytes", check=_non_negative),

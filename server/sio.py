@@ -7,13 +7,21 @@
 #      client's lock (one of a fixed set of striped locks, so there is no
 #      per-client bookkeeping to leak); the lock is held only while packets are
 #      queued on the Engine.IO socket, never while application code runs.
-#   2. An in-memory transport for SocketIOTestClient.  A test client registers
+#   2. No application code on the reactor.  A WebSocket served by the
+#      reactor (websocket_io='events') delivers its messages on the reactor
+#      thread: they are decoded there, and everything that runs handlers
+#      (connect, event, ack, disconnect) goes to the handler pool, keyed by
+#      (client, namespace) so that one namespace's packets keep their order
+#      (a connect handler finishes before that namespace's first event).
+#      Other transports dispatch as python-socketio does.
+#   3. An in-memory transport for SocketIOTestClient.  A test client registers
 #      a receiver under its Engine.IO sid; packets for that sid go to the
 #      receiver instead of Engine.IO, and its events are handled synchronously
 #      so a test sees acks at once.  Registration lives on the server instance.
 """Socket.IO layer: python-socketio's ``Server`` with thread-safe sends."""
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -53,11 +61,13 @@ class SocketIOServer(socketio.Server):
         self._send_locks = tuple(threading.RLock() for _ in range(_LOCK_STRIPES))
         # per thread: eio_sid -> attachments still to send under its lock
         self._pending_attachments = threading.local()
+        self._in_call = threading.local()  # set while python-socketio's call() emits
         self._memory_clients: dict[str, Callable[[Any], None]] = {}
         # per-session event rate and connect timeout (server/security_events.py)
         self.event_guard = EventGuard(self, event_rate, event_burst, connect_timeout)
         self.stats = EventStats()  # figures for /metrics (server/ops_metrics.py)
         super().__init__(**kwargs)
+        self.eio.intake = self.handler_pool  # reactor WebSockets pause while it is full
 
     def _engineio_server_class(self) -> type:
         return EngineServer
@@ -114,7 +124,9 @@ class SocketIOServer(socketio.Server):
         else:
             lock.release()
 
-    def _handle_event(self, eio_sid: str, namespace: str, id: Any, data: Any) -> None:
+    def _handle_event(self, eio_sid: str, namespace: str, id: Any, data: Any,
+                      queued: float | None = None) -> None:
+        """Run (or queue) an event; ``queued`` is set when already on a pool thread."""
         namespace = namespace or "/"
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if not self.manager.is_connected(sid, namespace):
@@ -126,6 +138,13 @@ class SocketIOServer(socketio.Server):
             self.stats.events_rate_limited += 1
             return None
         self.stats.events_in += 1
+        if queued is not None:  # dispatched from the reactor: this is a pool thread
+            started = time.perf_counter()
+            try:
+                self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
+            finally:
+                self.stats.handled(started - queued, time.perf_counter() - started)
+            return None
         if not self.async_handlers or eio_sid in self._memory_clients:
             # in-memory test clients are served synchronously, so that emit()
             # returns with the acknowledgement already received
@@ -164,6 +183,14 @@ class SocketIOServer(socketio.Server):
         return ret
 
     def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> Any:
+        if self.eio.on_reactor():
+            # disconnect handlers are application code: never on the reactor
+            self.handler_pool.submit((eio_sid, None), lambda: self._disconnected(eio_sid, reason),
+                                     wait=False)
+            return None
+        return self._disconnected(eio_sid, reason)
+
+    def _disconnected(self, eio_sid: str, reason: Any) -> Any:
         try:
             return super()._handle_eio_disconnect(eio_sid, reason)
         finally:
@@ -202,30 +229,74 @@ class SocketIOServer(socketio.Server):
         if partial is not None:
             if complete:
                 del self._binary_packet[eio_sid]
-                if pkt.packet_type == sio_packet.BINARY_EVENT:
-                    self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
-                else:
-                    self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+                self._dispatch(eio_sid, pkt)
             return
         kind = pkt.packet_type
-        if kind == sio_packet.CONNECT:
-            self._handle_connect(eio_sid, pkt.namespace, pkt.data)
-        elif kind == sio_packet.DISCONNECT:
-            self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
-        elif kind == sio_packet.EVENT:
+        if kind == sio_packet.EVENT:
             if not isinstance(pkt.data, list) or not pkt.data or not isinstance(pkt.data[0], str):
                 self._protocol_error(eio_sid, "an EVENT packet needs [name, ...args]")
                 return
-            self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
-        elif kind == sio_packet.ACK:
-            self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
         elif kind in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
             if not self.manager.sid_from_eio_sid(eio_sid, pkt.namespace or "/"):
                 self._protocol_error(eio_sid, "binary packet on a namespace not connected")
                 return
             self._binary_packet[eio_sid] = pkt
-        else:
+            return
+        elif kind not in (sio_packet.CONNECT, sio_packet.DISCONNECT, sio_packet.ACK):
             self._protocol_error(eio_sid, f"unexpected packet type {kind}")
+            return
+        self._dispatch(eio_sid, pkt)
+
+    def _dispatch(self, eio_sid: str, pkt: Any) -> None:
+        """Handle a complete packet here, or on the pool when on the reactor."""
+        if self.eio.on_reactor():
+            key: tuple[Any, ...] = (eio_sid, pkt.namespace or "/")
+            if pkt.packet_type in (sio_packet.ACK, sio_packet.BINARY_ACK):
+                if self._ack_wakes_waiter(eio_sid, pkt):
+                    # call()'s waiter only sets an event: run it here, so a handler
+                    # blocked in call() is answered even when every pool thread
+                    # is blocked the same way
+                    self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+                    return
+                # an application callback: on the pool, but never queued behind
+                # the namespace's events (one of them may be waiting for it)
+                key += ("ack",)
+            self.handler_pool.submit(key,
+                                     functools.partial(self._handle_packet, eio_sid, pkt,
+                                                       time.perf_counter()),
+                                     wait=False)
+        else:
+            self._handle_packet(eio_sid, pkt, None)
+
+    def _ack_wakes_waiter(self, eio_sid: str, pkt: Any) -> bool:
+        sid = self.manager.sid_from_eio_sid(eio_sid, pkt.namespace or "/")
+        callback = self.manager.callbacks.get(sid, {}).get(pkt.id)
+        return getattr(callback, "_server_call_waiter", False)
+
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        self._in_call.active = True  # emit() below marks call()'s own waiter
+        try:
+            return super().call(*args, **kwargs)
+        finally:
+            self._in_call.active = False
+
+    def emit(self, *args: Any, **kwargs: Any) -> Any:
+        callback = kwargs.get("callback")
+        if callback is not None and getattr(self._in_call, "active", False):
+            self._in_call.active = False
+            callback._server_call_waiter = True
+        return super().emit(*args, **kwargs)
+
+    def _handle_packet(self, eio_sid: str, pkt: Any, queued: float | None) -> None:
+        kind = pkt.packet_type
+        if kind in (sio_packet.EVENT, sio_packet.BINARY_EVENT):
+            self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data, queued)
+        elif kind in (sio_packet.ACK, sio_packet.BINARY_ACK):
+            self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        elif kind == sio_packet.CONNECT:
+            self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        else:
+            self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
 
     def _protocol_error(self, eio_sid: str, reason: str) -> None:
         self._protocol_warning.warning("closing session %s: %s", eio_sid, reason)

@@ -144,13 +144,18 @@ class HandoffWebSocket:
             return self._serve_in_request_thread(driver, environ, start_response, accept)
         self.socket = sock
         if self._start(accept):
-            try:
-                threading.Thread(target=self._run, daemon=True,
-                                 name=f"websocket-fd{sock.fileno()}").start()
-            except RuntimeError:  # the process cannot start another thread
-                log.exception("WebSocket dropped: cannot start its thread")
-                self._finish()
+            self._serve_detached()
         return driver.release(environ, start_response)
+
+    def _serve_detached(self) -> None:
+        """Serve the detached socket (101 sent) without holding the caller."""
+        assert self.socket is not None
+        try:
+            threading.Thread(target=self._run, daemon=True,
+                             name=f"websocket-fd{self.socket.fileno()}").start()
+        except RuntimeError:  # the process cannot start another thread
+            log.exception("WebSocket dropped: cannot start its thread")
+            self._finish()
 
     def _serve_in_request_thread(self, driver: Any, environ: dict[str, Any],
                                  start_response: StartResponse,
@@ -254,14 +259,18 @@ class HandoffWebSocket:
 
         Raises OSError when the connection is closed or the write fails.
         """
+        with self._lock:
+            self._send_locked(message)
+
+    def _send_locked(self, message: str | bytes) -> None:
+        """send() for a caller that holds self._lock."""
         if isinstance(message, (bytes, bytearray, memoryview)):
             event: Message[Any] = BytesMessage(data=bytes(message))
         else:
             event = TextMessage(data=str(message))
-        with self._lock:
-            if self._ws.state is not ConnectionState.OPEN:
-                raise OSError("WebSocket is closed")
-            self._write(self._ws.send(event))
+        if self._ws.state is not ConnectionState.OPEN:
+            raise OSError("WebSocket is closed")
+        self._write(self._ws.send(event))
 
     def wait(self) -> str | bytes | None:
         """The next message from the peer; None once the connection is closing."""
