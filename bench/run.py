@@ -19,7 +19,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -103,6 +105,46 @@ def compare_loadgens(cpu_iters: dict, quick: bool, nice: int) -> dict:
     return out
 
 
+class HealthProbe:
+    """GETs a health URL every 100 ms on a fresh connection until stop().
+
+    Runs in this process (not the load generator's, whose event loop is busy
+    opening thousands of sockets), so the latency is the server's answer time.
+    """
+
+    def __init__(self, url: str, nice: int = 0, interval: float = 0.1,
+                 timeout: float = 5.0) -> None:
+        self.url, self.nice, self.interval, self.timeout = url, nice, interval, timeout
+        self.times_ms: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        if self.nice:
+            # the server and the load generator run at this priority: a probe
+            # below it would measure its own wait for a core, not the server
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+        while not self._stop.wait(self.interval):
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(self.url, timeout=self.timeout) as r:
+                    r.read()
+                self.times_ms.append((time.perf_counter() - started) * 1000)
+            except (OSError, ValueError):
+                self.failures += 1
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join(self.timeout + 1)
+        t = sorted(self.times_ms)
+        return {"health_probes": len(t), "health_failures": self.failures,
+                "health_ms": [round(x, 1) for x in self.times_ms],
+                "health_max_ms": round(t[-1], 1) if t else None,
+                "health_p99_ms": round(t[min(len(t) - 1, int(len(t) * 0.99))], 1) if t else None}
+
+
 def write_results(args: argparse.Namespace, meta: dict, runs: list[dict], wls: list[str],
                   final: bool) -> None:
     """Rewrite the results files (after every server run, so a stopped run keeps its data)."""
@@ -149,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 srv.wait_ready()
                 for w in wls:
+                    probe = HealthProbe(srv.url + srv.spec.health, args.nice) if w.key == "capacity" else None
                     res = run_load(srv.url, srv.pids, w.config, nice=args.nice)
+                    if probe is not None:
+                        res.update(probe.stop())
                     runs.append({"rep": rep, "server": name, "workload": w.key, "result": res})
                     shown = res.get("error") or f"{res['value']:,.1f} {res['unit']}"
                     print(f"  rep {rep + 1} {name:14s} {w.key:13s} {shown}", flush=True)

@@ -28,6 +28,8 @@ class ServerSpec:
     argv: Callable[[int], list[str]]
     env: dict
     cwd: Path = APPS
+    #: an HTTP endpoint probed during the capacity run (ours: the product's)
+    health: str = "/health"
 
 
 def _gunicorn(py: Path, module: str) -> Callable[[int], list[str]]:
@@ -38,17 +40,17 @@ def _gunicorn(py: Path, module: str) -> Callable[[int], list[str]]:
 
 SERVERS: dict[str, ServerSpec] = {s.name: s for s in [
     ServerSpec("ours-gunicorn", "server, gunicorn gthread", _gunicorn(PROJECT_PY, "ours_app:app"),
-               {"PYTHONPATH": f"{APPS}:{ROOT}"}),
+               {"PYTHONPATH": f"{APPS}:{ROOT}"}, health="/healthz"),
     ServerSpec("ours-uwsgi", "server, uWSGI threads",
                lambda port: [str(PROJECT_VENV / "bin" / "uwsgi"), "--http-socket",
                              f"127.0.0.1:{port}", "--threads", "100", "--master",
                              "--die-on-term", "--virtualenv", str(PROJECT_VENV),
                              "--module", "ours_app:app", "--disable-logging"],
-               {"PYTHONPATH": f"{APPS}:{ROOT}"}),
+               {"PYTHONPATH": f"{APPS}:{ROOT}"}, health="/healthz"),
     ServerSpec("ours-waitress", "server, waitress",
                lambda port: [str(PROJECT_PY), "-m", "waitress", "--asyncore-use-poll", "--threads=100",
                              f"--listen=127.0.0.1:{port}", "ours_app:app"],
-               {"PYTHONPATH": f"{APPS}:{ROOT}"}),
+               {"PYTHONPATH": f"{APPS}:{ROOT}"}, health="/healthz"),
     ServerSpec("fsio-eventlet", "Flask-SocketIO, eventlet",
                lambda port: [str(PEERS_PY), "peer_app.py", str(port)],
                {"PYTHONPATH": str(APPS), "BENCH_ASYNC_MODE": "eventlet"}),

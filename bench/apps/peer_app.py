@@ -17,6 +17,11 @@ socketio = SocketIO(app, async_mode=os.environ.get("BENCH_ASYNC_MODE", "threadin
 CPU_ITERS = iterations()
 
 
+@app.route("/health")
+def health():
+    return "ok"
+
+
 @socketio.on("echo")
 def echo(data):
     return data

@@ -28,7 +28,10 @@ if (process.argv[2] === "--calibrate") { console.log(calibrate()); process.exit(
 // so every run of a benchmark does the same work
 const CPU_ITERS = Number(process.env.BENCH_CPU_ITERS_JS) || calibrate();
 const port = Number(process.argv[2]);
-const httpServer = http.createServer();
+// probed during the capacity run, as the Python servers' health endpoints are
+const httpServer = http.createServer((req, res) => {
+  if (req.url === "/health") res.end("ok");
+});
 const io = new Server(httpServer, { serveClient: false });
 
 io.on("connection", (socket) => {
