@@ -21,9 +21,7 @@ from engineio import packet as eio_packet
 
 from .engine_socket import EngineSocket
 from .security_cookies import engineio_cookie
-from .websocket import HandoffWebSocket, WebSocketRegistry
-from .websocket.evented import EventedWebSocket
-from .websocket.reactor import Reactor
+from .websocket import EventedWebSocket, HandoffWebSocket, Reactor, WebSocketRegistry
 
 
 class DaemonThread(threading.Thread):

@@ -84,8 +84,9 @@ class ServerCollector(Collector):
             "Most Engine.IO sessions this process accepts (max_connections).",
             value=self.max_connections)
         yield GaugeMetricFamily(
-            PREFIX + "websocket_handoff_threads",
-            "WebSocket connections served by hand-off threads (one thread each).",
+            PREFIX + "websocket_connections",
+            "WebSocket connections handed off by the WSGI server (served by the reactor; "
+            "one thread each with websocket_io='threads').",
             value=eio.websockets.count())
 
     def _events(self) -> Iterator[Metric]:

@@ -255,13 +255,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("namespaces", "object", None,
             "namespaces clients may connect to: a list, or '*' for any", env=False),
     Setting("async_handlers", "bool", True,
-            "run event handlers off the connection's reader thread"),
+            "run event handlers off the connection's reader thread (WebSockets "
+            "served by the reactor always run them on the handler pool)"),
     Setting("handler_threads", "int", 32,
             "threads in the pool that runs event handlers (instead of a new thread "
             "per event)", check=_positive),
     Setting("handler_queue", "int", 10_000,
-            "events that may wait for a handler thread; when full, a client's reader "
-            "waits up to 5 s, then the event is dropped with a warning", check=_positive),
+            "events that may wait for a handler thread; when full, a reactor-served "
+            "WebSocket is not read until there is room (its client waits), other "
+            "transports wait up to 5 s, then drop the event with a warning",
+            check=_positive),
     Setting("ordered_handlers", "bool", True,
             "handle the events of one client (per namespace) one at a time, in arrival order"),
     Setting("event_rate", "float", 100.0,

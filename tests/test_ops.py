@@ -126,7 +126,7 @@ def test_metrics_parse_and_describe_the_server():
     found = families(answer.text)
     for name in ("socketio_engineio_sessions", "socketio_clients", "socketio_max_connections",
                  "socketio_handler_threads", "socketio_handler_queue_length",
-                 "socketio_websocket_handoff_threads", "socketio_requests_refused",
+                 "socketio_websocket_connections", "socketio_requests_refused",
                  "process_cpu_seconds"):
         assert name in found, f"{name} missing from /metrics: {sorted(found)}"
     assert found["socketio_handler_threads"].samples[0].value == sio.server.handler_pool.size

@@ -89,7 +89,7 @@ def test_metrics_follow_the_traffic():
         assert seen == expected, f"clients by namespace and transport: {seen}"
         assert value(during, "socketio_engineio_sessions", transport="websocket") == 1
         assert value(during, "socketio_engineio_sessions", transport="polling") == 1
-        assert value(during, "socketio_websocket_handoff_threads") == 1
+        assert value(during, "socketio_websocket_connections") == 1
         for i in range(5):
             assert ws.call("echo", i, timeout=WAIT) == i
         assert polling.call("echo", "x", timeout=WAIT) == "x"

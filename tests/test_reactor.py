@@ -179,3 +179,16 @@ def test_a_client_that_stops_reading_is_cut_and_others_carry_on(monkeypatch):
         finally:
             stuck.close()
             healthy.disconnect()
+
+
+def test_a_stopped_reactor_starts_again_on_next_use():
+    reactor = Reactor(name="test-reactor")
+    first, second = threading.Event(), threading.Event()
+    reactor.call_soon(first.set)
+    assert first.wait(WAIT)
+    reactor.stop()
+    reactor.call_soon(second.set)
+    try:
+        assert second.wait(WAIT), "a call after stop() never ran"
+    finally:
+        reactor.stop()

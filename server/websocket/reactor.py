@@ -111,6 +111,9 @@ class Reactor:
         self.call_soon(lambda: None)
         if thread is not threading.current_thread():
             thread.join(timeout)
+        with self._lock:
+            if self._thread is thread:
+                self._thread = None  # a later call starts a fresh loop
 
     # -- reactor thread only -------------------------------------------------
 
@@ -157,9 +160,11 @@ class Reactor:
     def _run(self) -> None:
         selector = self._selector
         assert selector is not None and self._wake_r is not None
-        wake_r = self._wake_r
+        wake_r, wake_w = self._wake_r, self._wake_w
         timers = self._timers
-        while not self._stopping:
+        me = threading.current_thread()
+        # a stopped loop (or one replaced after a stop that timed out) ends
+        while self._thread is me and not self._stopping:
             timeout = None
             if timers:
                 timeout = max(0.0, timers[0][0] - time.monotonic())
@@ -191,8 +196,8 @@ class Reactor:
                     self._safely(timer.callback)
         selector.close()
         wake_r.close()
-        if self._wake_w is not None:
-            self._wake_w.close()
+        if wake_w is not None:
+            wake_w.close()
 
     @staticmethod
     def _safely(callback: Callable[..., Any], *args: Any) -> None:
