@@ -35,8 +35,8 @@ from .reactor import Reactor, Timer
 
 log = logging.getLogger("server.websocket")
 
-#: unsent bytes one connection may have queued before it is cut (a client
-#: that stopped reading); about 40 seconds of a busy chat room.
+#: unsent bytes one connection may have queued before it is cut: a client
+#: that stopped reading must not make the server hold its backlog forever
 MAX_BUFFERED = 16 * 1024 * 1024
 
 _READ = selectors.EVENT_READ
@@ -138,8 +138,9 @@ class EventedWebSocket(HandoffWebSocket):
     def _update_interest(self) -> None:
         if self._disposed or self.socket is None:
             return
-        # once ending, keep reading: the peer's Close or the end of the stream
-        reading = self._ending or not self._paused
+        # once ending, keep reading (the peer's Close or the end of the stream)
+        # until the read side is over: an ended stream stays readable forever
+        reading = not self._read_closed and (self._ending or not self._paused)
         events = (_READ if reading else 0) | (_WRITE if self._out else 0)
         if events == self._events and self._registered:
             return
@@ -165,6 +166,7 @@ class EventedWebSocket(HandoffWebSocket):
             self._on_readable()
 
     def _flush(self) -> None:
+        failed = False
         with self._lock:
             out = self._out
             while out and not self._disposed:
@@ -173,13 +175,16 @@ class EventedWebSocket(HandoffWebSocket):
                     sent = self.socket.send(out)
                 except BlockingIOError:
                     break
-                except OSError:
+                except OSError:  # the peer is gone: nothing more can be written
                     out.clear()
-                    self._read_closed = True
+                    failed = True
                     break
                 del out[:sent]
             drained = not out
-        if self._ending and drained and self._read_closed:
+        if failed:
+            self._read_closed = True
+            self._end()
+        elif self._ending and drained and self._read_closed:
             self._dispose()
         else:
             self._update_interest()
