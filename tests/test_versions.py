@@ -26,7 +26,9 @@ def test_python_engineio_version_and_internals():
     assert _minor(v) in {_minor(t) for t in ENGINEIO_TESTED}, (
         f"python-engineio {v} is untested: re-verify server/engine.py (_handle_connect "
         f"mirrors engineio.Server._handle_connect; per-instance _async) and "
-        f"server/engine_socket.py (Socket.poll/close/handle_post_request)")
+        f"server/engine_socket.py (Socket.poll/close/handle_post_request; schedule_ping, "
+        f"send and _upgrade_websocket overridden; the probe/upgrade protocol of "
+        f"Socket._websocket_handler mirrored in on_websocket_message)")
     server = engineio.Server(async_mode="threading")
     assert {"thread", "queue", "queue_empty", "event", "websocket", "sleep"} <= set(server._async)
     for name in ("_handle_connect", "_upgrades", "_ok", "_unauthorized", "_bad_request",
@@ -35,6 +37,13 @@ def test_python_engineio_version_and_internals():
     params = list(inspect.signature(engineio.Server._handle_connect).parameters)
     assert params == ["self", "environ", "start_response", "transport", "jsonp_index"]
     assert engineio.payload.Payload.max_decode_packets == 16
+    # the session methods the reactor path replaces or relies on
+    socket_src = inspect.getsource(engineio.socket.Socket)
+    for name in ("def schedule_ping", "def _send_ping", "def _upgrade_websocket",
+                 "def _websocket_handler", "def check_ping_timeout"):
+        assert name in socket_src, name
+    handler_src = inspect.getsource(engineio.socket.Socket._websocket_handler)
+    assert "'probe'" in handler_src and "packet.UPGRADE" in handler_src
 
 
 def test_python_socketio_version_and_internals():
@@ -42,9 +51,14 @@ def test_python_socketio_version_and_internals():
     assert _minor(v) in {_minor(t) for t in SOCKETIO_TESTED}, (
         f"python-socketio {v} is untested: re-verify server/sio.py (_send_packet, "
         f"_send_eio_packet called once per part by Manager.emit, _handle_event, "
-        f"_handle_event_internal, _handle_eio_connect/_message/_disconnect)")
+        f"_handle_event_internal, _handle_eio_connect/_message/_disconnect; call() "
+        f"passing its waiter to emit(callback=...) and Manager.callbacks[sid][id])")
     src = inspect.getsource(socketio.Manager.emit)
     assert "_send_eio_packet" in src and "_send_packet" in src
+    # the reactor runs call()'s ack waiter in place (server/sio.py _ack_wakes_waiter)
+    assert "callback=event_callback" in inspect.getsource(socketio.Server.call)
+    assert "self.callbacks[sid][id] = callback" in inspect.getsource(
+        socketio.base_manager.BaseManager._generate_ack_id)
     for name in ("_send_packet", "_send_eio_packet", "_handle_event", "_handle_event_internal",
                  "_handle_eio_connect", "_handle_eio_message", "_handle_eio_disconnect",
                  "_engineio_server_class"):
