@@ -19,10 +19,6 @@
 #     calls back.  The overshoot is at most one read per connection.
 #   - Transport threads only submit; they never run handlers, so a busy pool
 #     never delays a ping/pong or the sending of packets.
-#   - Wake-ups: at most one sleeping worker is being woken at a time; it wakes
-#     the next if work is left.  Waking one per event made every idle thread
-#     runnable in a burst, all taking turns at the GIL (echo at 100 clients
-#     went from ~0.9x to ~1.9x eventlet's with this).
 #   Lock order: the pool has one lock (``_lock``), held only to move tasks
 #   between queues, never while a handler runs.
 #   On close: stop() wakes the workers, which finish the event in hand and exit.
