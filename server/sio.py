@@ -139,11 +139,7 @@ class SocketIOServer(socketio.Server):
             return None
         self.stats.events_in += 1
         if queued is not None:  # dispatched from the reactor: this is a pool thread
-            started = time.perf_counter()
-            try:
-                self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
-            finally:
-                self.stats.handled(started - queued, time.perf_counter() - started)
+            self._run_event(sid, eio_sid, data, namespace, id, queued)
             return None
         if not self.async_handlers or eio_sid in self._memory_clients:
             # in-memory test clients are served synchronously, so that emit()
@@ -151,15 +147,8 @@ class SocketIOServer(socketio.Server):
             self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
             return None
 
-        queued = time.perf_counter()
-
-        def run() -> None:
-            started = time.perf_counter()
-            try:
-                self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
-            finally:
-                self.stats.handled(started - queued, time.perf_counter() - started)
-
+        run = functools.partial(self._run_event, sid, eio_sid, data, namespace, id,
+                                time.perf_counter())
         # one queue per Socket.IO socket (client and namespace): a client's
         # events keep their order, and a slow handler in one namespace does not
         # hold up the client's other namespaces
@@ -170,6 +159,15 @@ class SocketIOServer(socketio.Server):
                 "raise handler_threads/handler_queue or make handlers faster",
                 self.handler_pool.pending, data[0] if data else None, sid)
         return None
+
+    def _run_event(self, sid: str, eio_sid: str, data: Any, namespace: str, id: Any,
+                   queued: float) -> None:
+        """Run an event's handler on a pool thread, timing its wait and its run."""
+        started = time.perf_counter()
+        try:
+            self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
+        finally:
+            self.stats.handled(started - queued, time.perf_counter() - started)
 
     def shutdown(self) -> None:
         super().shutdown()
