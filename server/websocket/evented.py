@@ -93,11 +93,9 @@ class EventedWebSocket(HandoffWebSocket):
 
     def close(self, code: int = 1000, reason: str | None = None,
               timeout: float | None = None) -> None:
-        if not self._evented:
-            super().close(code, reason, timeout)
-            return
-        super().close(code, reason, timeout)  # queues the Close frame, never blocks long
-        self._reactor.call_soon(self._await_peer_close)
+        super().close(code, reason, timeout)  # evented: queues the Close frame at once
+        if self._evented:
+            self._reactor.call_soon(self._await_peer_close)
 
     def abort(self) -> None:
         if not self._evented:
