@@ -24,11 +24,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
+import socketio
 
 pytest.importorskip("cryptography")
 
@@ -249,16 +251,27 @@ def python_client(url: str, ca: str, transports: list[str]):
     return client, recorder
 
 
-def exchange_acked_events(url: str, ca: str, transports: list[str]) -> str:
+def exchange_acked_events(url: str, ca: str, transports: list[str],
+                          server_log: Callable[[], str] | None = None) -> str:
     """Connect, receive the welcome, get two acknowledgements; the transport used."""
     client, recorder = python_client(url, ca, transports)
+
+    def call(event: str, data: object) -> object:
+        # generous: an intermittent stall of about one ping interval (25 s) was
+        # seen here; the test is about the exchange over TLS, the stall is
+        # reported in the closing note.  A timeout says where the client was.
+        try:
+            return client.call(event, data, timeout=40)
+        except socketio.exceptions.TimeoutError:
+            raise AssertionError(
+                f"no ack for {event!r} within 40 s over {transports}: client transport "
+                f"{client.eio.current_transport!r}, state {client.eio.state!r}\n"
+                f"{server_log() if server_log else '(no server log)'}") from None
+
     try:
         recorder.wait("welcome")
-        # generous: an intermittent stall of about one ping interval (25 s) was
-        # seen here once in CI and once in six local runs; the test is about
-        # the exchange over TLS, the stall is reported in the closing note
-        assert client.call("echo", {"text": "héllo"}, timeout=40) == {"text": "héllo"}
-        assert client.call("join", "tls-room", timeout=40) == "tls-room"
+        assert call("echo", {"text": "héllo"}) == {"text": "héllo"}
+        assert call("join", "tls-room") == "tls-room"
         return client.eio.current_transport
     finally:
         client.disconnect()
@@ -282,7 +295,7 @@ def run_js_over_tls(url: str, ca: str, transports: list[str], scenario: str) -> 
 def test_python_client_exchanges_acked_events(servers, transports):
     name, started = servers
     server = started["ec"]
-    used = exchange_acked_events(server.url, server.ca, transports)
+    used = exchange_acked_events(server.url, server.ca, transports, server.log_tail)
     assert used == transports[-1], f"{name}: expected to end on {transports[-1]}, used {used}"
 
 
@@ -299,7 +312,7 @@ def test_websocket_handoff_over_tls(servers):
     """gunicorn: thread-holding fallback (logged); uWSGI HTTPS router: handed off."""
     name, started = servers
     server = started["ec"]
-    exchange_acked_events(server.url, server.ca, ["websocket"])
+    exchange_acked_events(server.url, server.ca, ["websocket"], server.log_tail)
     logged = HANDOFF_FALLBACK in server.log_text()
     if name == "gunicorn":
         assert logged, ("gunicorn terminating TLS should serve WebSockets in the request "
@@ -500,8 +513,9 @@ def nginx_front(certs, tmp_path_factory):
 
 def test_nginx_wss_client_exchanges_acked_events_handed_off(nginx_front):
     nginx, upstream, ca = nginx_front
-    assert exchange_acked_events(nginx.url, ca, ["websocket"]) == "websocket"
-    assert exchange_acked_events(nginx.url, ca, ["polling", "websocket"]) == "websocket"
+    assert exchange_acked_events(nginx.url, ca, ["websocket"], upstream.log_tail) == "websocket"
+    assert exchange_acked_events(nginx.url, ca, ["polling", "websocket"],
+                                 upstream.log_tail) == "websocket"
     assert HANDOFF_FALLBACK not in upstream.log_text(), (
         f"behind nginx gunicorn speaks plain HTTP and should hand off:\n{upstream.log_tail()}")
 

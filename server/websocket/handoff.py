@@ -11,8 +11,13 @@
 #   thread).  Writes (send, close, replies to pings and closes) may come from
 #   any thread; each holds self._lock around wsproto's encode and sendall, so
 #   frames never interleave and wsproto's state is only touched under it.
-#   recv() runs outside the lock.  Nothing blocks while holding the lock but
-#   sendall to a slow peer; close() from another thread can bound its wait.
+#   recv() runs outside the lock, except on a TLS socket (the fallback path
+#   only: TLS is never handed off): an OpenSSL connection must not read and
+#   write at once from two threads (seen here as messages lost now and then
+#   in the first exchanges, when TLS 1.3 session tickets arrive), so the
+#   reader waits for data outside the lock and reads without blocking inside
+#   it.  Nothing blocks while holding the lock but sendall to a slow peer;
+#   close() from another thread can bound its wait.
 #   Lock order: self._lock, then self._fd_lock (which only guards close
 #   against abort's shutdown, so an fd number is never shut after reuse).
 #   The registry never holds its own lock while calling into a connection.
@@ -29,7 +34,9 @@
 from __future__ import annotations
 
 import logging
+import select
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -286,7 +293,10 @@ class HandoffWebSocket:
         """Read and process what the peer sent; False at end of stream."""
         assert self.socket is not None
         try:
-            data = self.socket.recv(self._receive_bytes)
+            if isinstance(self.socket, ssl.SSLSocket):
+                data = self._recv_tls(self.socket)
+            else:
+                data = self.socket.recv(self._receive_bytes)
         except OSError:  # reset, timeout, shut down by abort()
             data = b""
         if not data:
@@ -294,6 +304,26 @@ class HandoffWebSocket:
             return False
         self._receive(data)
         return True
+
+    def _recv_tls(self, sock: ssl.SSLSocket) -> bytes:
+        """recv() on a TLS socket that never overlaps a write (see the design note)."""
+        timeout = sock.gettimeout()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        while True:
+            if not sock.pending():
+                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not poller.poll(None if wait is None else wait * 1000):
+                    raise TimeoutError("WebSocket read timed out")
+            with self._lock:
+                try:
+                    sock.setblocking(False)
+                    return sock.recv(self._receive_bytes)
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    pass  # only part of a TLS record is here: wait for the rest
+                finally:
+                    sock.settimeout(timeout)
 
     def close(self, code: int = CloseReason.NORMAL_CLOSURE, reason: str | None = None,
               timeout: float | None = None) -> None:
