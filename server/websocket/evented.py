@@ -152,7 +152,8 @@ class EventedWebSocket(HandoffWebSocket):
             else:
                 self._reactor.unregister(self.socket)
                 self._registered = False
-        except (OSError, ValueError, KeyError):  # the descriptor went away
+        except (OSError, ValueError, KeyError) as exc:  # the descriptor went away
+            log.warning("WebSocket dropped: the reactor cannot watch its socket (%r)", exc)
             self._dispose()
             return
         self._events = events
