@@ -158,6 +158,9 @@ class HandlerPool:
             except Exception:
                 log.exception("event handler failed")
             finally:
+                # an idle worker must not keep its last event (and the
+                # connection it closes over) alive while it waits
+                task = None  # type: ignore[assignment]
                 waiters = None
                 with self._lock:
                     self._busy -= 1

@@ -43,6 +43,20 @@ _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
 
 
+class _Released:
+    """Stands in for a disposed connection's session: late calls do nothing."""
+
+    def on_websocket_message(self, message: str | bytes) -> None:
+        pass
+
+    def on_websocket_closed(self) -> None:
+        pass
+
+
+def _released_handler(ws: HandoffWebSocket) -> None:
+    pass
+
+
 class EventedWebSocket(HandoffWebSocket):
     """HandoffWebSocket whose detached connection is served by a Reactor.
 
@@ -268,3 +282,7 @@ class EventedWebSocket(HandoffWebSocket):
             self._registry.discard(self)
         self.done.set()
         self._notify_session()
+        # the session holds this object and this object the session: part now,
+        # so that both are freed by reference counting, not by a full collection
+        self._session = _Released()
+        self._handler = _released_handler

@@ -194,6 +194,9 @@ class Reactor:
                 timer = heapq.heappop(timers)[2]
                 if not timer.cancelled:
                     self._safely(timer.callback)
+            # an idle loop waits in select() for long: what the last round ran
+            # (a closed connection's callbacks) must not stay alive meanwhile
+            ready = calls = call = key = timer = None  # type: ignore[assignment]
         selector.close()
         wake_r.close()
         if wake_w is not None:
