@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from typing import Any
 
@@ -20,6 +21,7 @@ import engineio
 from engineio import packet as eio_packet
 
 from .engine_socket import EngineSocket
+from .gc_pacing import GCPacer
 from .security_cookies import engineio_cookie
 from .websocket import EventedWebSocket, HandoffWebSocket, Reactor, WebSocketRegistry
 
@@ -36,7 +38,7 @@ class EngineServer(engineio.Server):
     """python-engineio's server, threading mode, with WebSocket hand-off."""
 
     def __init__(self, websocket_compression: bool = False, websocket_io: str = "events",
-                 **kwargs: Any) -> None:
+                 gc_freeze: bool = True, **kwargs: Any) -> None:
         kwargs["async_mode"] = "threading"
         super().__init__(**kwargs)
         # a private copy: the module-level mapping is shared by all servers
@@ -51,6 +53,12 @@ class EngineServer(engineio.Server):
         #: the handler pool (``saturated``, ``notify_when_space``): reactor-served
         #: WebSockets stop reading while it is over its bound.  Set by SocketIOServer.
         self.intake: Any = None
+        #: sessions opened since start (the GC pacer tells closed from open with it)
+        self.sessions_opened = 0
+        self._opened_lock = threading.Lock()
+        self.gc_pacer = GCPacer(lambda: len(self.sockets), lambda: self.sessions_opened) \
+            if gc_freeze else None
+        self._gc_pid = 0
 
     def websocket_for(self, session: Any) -> HandoffWebSocket:
         """The WebSocket object that will serve ``session``'s upgrade request."""
@@ -64,9 +72,27 @@ class EngineServer(engineio.Server):
         """True on the reactor thread, where no application code may run."""
         return self.reactor.in_loop()
 
+    def _start_gc_pacer(self) -> None:
+        # once per process: a reactor inherited across fork() has no timers
+        with self._opened_lock:
+            if self._gc_pid == os.getpid():
+                return
+            self._gc_pid = os.getpid()
+        pacer = self.gc_pacer
+        assert pacer is not None
+
+        def tick() -> None:
+            try:
+                pacer.tick()
+            finally:
+                self.reactor.call_later(pacer.interval, tick)
+
+        self.reactor.call_soon(tick)
+
     def shutdown(self) -> None:
         super().shutdown()
         self.reactor.stop()
+        self._gc_pid = 0  # a restarted reactor has no timers: tick again from scratch
 
     def _handle_connect(self, environ: dict, start_response: Any, transport: str,
                         jsonp_index: int | None = None) -> Any:
@@ -81,6 +107,10 @@ class EngineServer(engineio.Server):
         sid = self.generate_id()
         s = EngineSocket(self, sid)
         self.sockets[sid] = s
+        with self._opened_lock:
+            self.sessions_opened += 1
+        if self.gc_pacer is not None and self._gc_pid != os.getpid():
+            self._start_gc_pacer()
         s.send(eio_packet.Packet(eio_packet.OPEN, {
             "sid": sid,
             "upgrades": self._upgrades(sid, transport),

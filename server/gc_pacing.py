@@ -1,0 +1,92 @@
+# design:
+#   CPython's cyclic collector runs a full pass whenever the objects that
+#   survived into its oldest generation have grown by a quarter since the
+#   last one, and a full pass walks every tracked object in the process.
+#   A server that gains connections grows that generation steadily (each
+#   open connection keeps ~100 tracked objects: sockets, sessions, dicts),
+#   so full passes come in a row while clients connect, each longer than
+#   the last: measured 350-530 ms with 5,000 clients on a small machine
+#   (docs/performance.md), every thread of the process stopped meanwhile.
+#   Objects that live as long as their connection do not need those passes:
+#   they are freed by reference counting when the connection closes.
+#   GCPacer moves them out of the collector's sight with gc.freeze() as the
+#   number of sessions grows, so full passes only walk what is young.
+#   Who runs it: one reactor timer per Engine.IO server (tick()), started
+#   with the first session; gc calls are made on the reactor thread and
+#   never while holding a lock.  Each tick reads two integers and usually
+#   does nothing.
+#   The cost: cyclic garbage among frozen objects is not collected until the
+#   next reclaim (gc.unfreeze() + a full pass), which runs when the sessions
+#   fall to a quarter of the frozen peak (a small heap, a short pass) or when
+#   as many sessions have closed as twice that peak (one full pass per that
+#   many closed connections; CPython's own policy runs one per quarter of
+#   growth).  Our own connection objects leave no cycles behind (tested), so
+#   what waits for a reclaim is only the application's.
+#   Fork: the state belongs to the process that ticked; a child starts over.
+"""Keeps CPython's full garbage-collection passes short on servers holding many connections."""
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("server.gc")
+
+
+class GCPacer:
+    """Freezes long-lived objects as the number of open sessions grows.
+
+    ``open_sessions`` and ``opened_sessions`` return how many sessions are
+    open now and how many have been opened since the server started.
+    ``growth`` is the smallest increase of open sessions worth a freeze.
+    """
+
+    #: seconds between ticks
+    interval = 1.0
+
+    def __init__(self, open_sessions: Callable[[], int], opened_sessions: Callable[[], int],
+                 growth: int = 50) -> None:
+        self.open_sessions = open_sessions
+        self.opened_sessions = opened_sessions
+        self.growth = growth
+        self._pid = 0
+        self.frozen_peak = 0       # open sessions at the last freeze
+        self.closed_at_reclaim = 0  # sessions closed before the last reclaim
+        self.freezes = 0
+        self.reclaims = 0
+
+    def tick(self) -> None:
+        """Freeze or reclaim if the session count asks for it (reactor thread)."""
+        now_open, opened = self.open_sessions(), self.opened_sessions()
+        closed = max(0, opened - now_open)
+        if self._pid != os.getpid():
+            # the first tick of this process: what the application built at
+            # start-up lives as long as the process does
+            self._pid = os.getpid()
+            self.closed_at_reclaim = closed
+            self._reclaim(now_open, "start-up")
+        elif self.frozen_peak >= 4 * self.growth and now_open <= self.frozen_peak // 4:
+            self._reclaim(now_open, "sessions fell to a quarter of the frozen peak")
+        elif closed - self.closed_at_reclaim >= 2 * max(self.frozen_peak, self.growth):
+            self._reclaim(now_open, "twice the frozen peak of sessions closed")
+        elif now_open >= self.frozen_peak + max(self.growth, self.frozen_peak // 10):
+            started = time.perf_counter()
+            gc.collect(1)  # young garbage first: only survivors are frozen
+            gc.freeze()
+            self.frozen_peak = now_open
+            self.freezes += 1
+            log.debug("gc: froze at %d open sessions in %.1f ms", now_open,
+                      (time.perf_counter() - started) * 1000)
+
+    def _reclaim(self, now_open: int, why: str) -> None:
+        started = time.perf_counter()
+        gc.unfreeze()
+        found = gc.collect()
+        gc.freeze()
+        self.frozen_peak = now_open
+        self.closed_at_reclaim = max(0, self.opened_sessions() - self.open_sessions())
+        self.reclaims += 1
+        log.debug("gc: full pass (%s): %d unreachable objects, %.1f ms", why, found,
+                  (time.perf_counter() - started) * 1000)

@@ -1,0 +1,198 @@
+"""The GC pacer: long-lived objects frozen as sessions grow, reclaimed as they fall,
+and a closed connection freed by reference counting alone (nothing left for a
+full collection to find)."""
+import gc
+import threading
+import time
+import weakref
+
+import pytest
+import socketio as sio_client
+from flask import Flask
+
+from server import SocketIO
+from server.gc_pacing import GCPacer
+from server.settings import BY_NAME
+from tests.livesupport import serve_in_thread
+
+WAIT = 15
+
+
+@pytest.fixture
+def restore_gc():
+    enabled = gc.isenabled()
+    yield
+    gc.unfreeze()  # what the test froze goes back to the collector
+    if enabled:
+        gc.enable()
+
+
+class Sessions:
+    def __init__(self) -> None:
+        self.open = 0
+        self.opened = 0
+
+    def connect(self, n: int) -> None:
+        self.open += n
+        self.opened += n
+
+    def close(self, n: int) -> None:
+        self.open -= n
+
+
+def test_freezes_as_sessions_grow_and_reclaims_as_they_fall(restore_gc):
+    s = Sessions()
+    pacer = GCPacer(lambda: s.open, lambda: s.opened, growth=50)
+    pacer.tick()  # first tick of the process: a full pass, then start-up objects frozen
+    assert (pacer.reclaims, pacer.freezes) == (1, 0)
+    assert gc.get_freeze_count() > 0, "start-up objects were not frozen"
+
+    s.connect(49)
+    pacer.tick()
+    assert pacer.freezes == 0, "froze before the sessions grew by `growth`"
+    s.connect(1)
+    pacer.tick()
+    assert (pacer.freezes, pacer.frozen_peak) == (1, 50)
+
+    s.connect(350)  # 400 open: growth is max(50, a tenth of the peak)
+    pacer.tick()
+    assert (pacer.freezes, pacer.frozen_peak) == (2, 400)
+    s.connect(39)
+    pacer.tick()
+    assert pacer.freezes == 2, "froze for less than a tenth of a 400-session peak"
+
+    s.close(339)  # 100 open: a quarter of the frozen peak
+    pacer.tick()
+    assert (pacer.reclaims, pacer.frozen_peak) == (2, 100), "no reclaim at a quarter of the peak"
+    assert gc.get_freeze_count() > 0, "the reclaim did not freeze again"
+
+
+def test_reclaims_after_twice_the_frozen_peak_has_closed(restore_gc):
+    s = Sessions()
+    pacer = GCPacer(lambda: s.open, lambda: s.opened, growth=50)
+    pacer.tick()
+    s.connect(100)
+    pacer.tick()
+    assert pacer.frozen_peak == 100
+    # churn at a steady 100: clients leave and others take their place
+    for _ in range(19):
+        s.close(10)
+        s.connect(10)
+        pacer.tick()
+    assert pacer.reclaims == 1, "reclaimed before 200 sessions had closed"
+    s.close(10)
+    s.connect(10)
+    pacer.tick()
+    assert pacer.reclaims == 2, "no reclaim after 200 sessions closed at a peak of 100"
+
+
+def test_a_forked_child_starts_over(restore_gc, monkeypatch):
+    s = Sessions()
+    pacer = GCPacer(lambda: s.open, lambda: s.opened)
+    pacer.tick()
+    monkeypatch.setattr("server.gc_pacing.os.getpid", lambda: -1)
+    pacer.tick()
+    assert pacer.reclaims == 2, "a new process did not start with its own full pass"
+
+
+def test_the_setting_is_declared_and_can_be_turned_off():
+    assert BY_NAME["gc_freeze"].default is True
+    assert SocketIO(Flask(__name__), gc_freeze=False).server.eio.gc_pacer is None
+    assert SocketIO(Flask(__name__)).server.eio.gc_pacer is not None
+
+
+@pytest.mark.parametrize("transports", [["websocket"], ["polling", "websocket"]])
+def test_closed_connections_are_freed_without_a_collection(restore_gc, transports):
+    # 1 s pings: a session's pending ping timer and a long-poll (which hold it) end soon after close
+    app = Flask(__name__)
+    socketio = SocketIO(app, ping_interval=1, ping_timeout=2)
+    eio = socketio.server.eio
+    eio.gc_pacer.growth = 10
+
+    @socketio.on("echo")
+    def echo(x):
+        return x
+
+    with serve_in_thread(app) as url:
+        clients = []
+        try:
+            for i in range(30):
+                client = sio_client.Client(reconnection=False)
+                client.connect(url, transports=transports, wait_timeout=WAIT)
+                clients.append(client)
+                assert client.call("echo", i, timeout=WAIT) == i
+            deadline = time.monotonic() + WAIT
+            while eio.gc_pacer.freezes == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert eio.gc_pacer.freezes >= 1, (
+                f"30 sessions open and no freeze after {WAIT}s (peak {eio.gc_pacer.frozen_peak})")
+            sessions = [weakref.ref(s) for s in list(eio.sockets.values())]
+            assert len(sessions) == 30, f"expected 30 server sessions, found {len(sessions)}"
+            gc.disable()  # from here on, only reference counting may free them
+            for client in clients:
+                client.disconnect()
+            clients = []
+            deadline = time.monotonic() + WAIT
+            while any(r() is not None for r in sessions) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            alive = [r() for r in sessions if r() is not None]
+            gc.unfreeze()  # so that gc.get_referrers() sees every object
+            assert not alive, (
+                f"{len(alive)} of 30 closed sessions still alive after {WAIT}s without a "
+                f"collection (a reference cycle, or something holding them): referrers of "
+                f"one: {_referrers(alive[0], alive)}")
+        finally:
+            for client in clients:
+                client.disconnect()
+
+
+def _referrers(obj, *ignore) -> list[str]:
+    skip = {id(x) for x in ignore} | {id(ignore)}
+    found = []
+    for ref in gc.get_referrers(obj):
+        if id(ref) in skip or type(ref).__name__ == "frame":
+            continue
+        what = type(ref).__name__
+        if what == "cell":  # a closure: name it and what holds it
+            fns = [f for t in gc.get_referrers(ref) if isinstance(t, tuple)
+                   for f in gc.get_referrers(t) if callable(f)]
+            holders = [[repr(getattr(h, "f_code", type(h)))[:80] for h in gc.get_referrers(f)
+                        if id(h) not in skip][:3] for f in fns[:2]]
+            what = "cell of " + ", ".join(
+                f"{getattr(f, '__qualname__', f)} held by {held}" for f, held in zip(fns, holders))
+        elif isinstance(ref, dict):
+            keys = [k for k, v in ref.items() if v is obj]
+            owners = [type(o).__name__ for o in gc.get_referrers(ref) if id(o) not in skip][:3]
+            what = f"dict[{keys[:2]}] of {owners}"
+        found.append(what)
+    return found
+
+
+def test_the_pacer_ticks_on_the_reactor_and_survives_a_restart(restore_gc):
+    app = Flask(__name__)
+    socketio = SocketIO(app)
+    eio = socketio.server.eio
+    ticked = threading.Event()
+    original = eio.gc_pacer.tick
+
+    def tick():
+        original()
+        if eio.reactor.in_loop():
+            ticked.set()
+
+    eio.gc_pacer.tick = tick
+    with serve_in_thread(app) as url:
+        client = sio_client.Client(reconnection=False)
+        client.connect(url, transports=["websocket"], wait_timeout=WAIT)
+        try:
+            assert ticked.wait(WAIT), "the pacer did not tick on the reactor thread"
+        finally:
+            client.disconnect()
+        eio.shutdown()
+        ticked.clear()
+        client = sio_client.Client(reconnection=False)
+        client.connect(url, transports=["websocket"], wait_timeout=WAIT)
+        try:
+            assert ticked.wait(WAIT), "the pacer did not tick again after the reactor restarted"
+        finally:
+            client.disconnect()
