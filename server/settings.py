@@ -296,9 +296,10 @@ SETTINGS: tuple[Setting, ...] = (
             "connection)", check=_websocket_io),
     Setting("gc_freeze", "bool", True,
             "keep CPython's full garbage-collection passes short as connections grow: "
-            "objects that outlive a second of sessions growth are frozen (gc.freeze) "
-            "and reclaimed when sessions fall or close in number (docs/performance.md); "
-            "False: CPython's own policy, whose full passes walk every connection"),
+            "as open sessions grow, what is alive is frozen (gc.freeze), and cycles "
+            "among it reclaimed when sessions fall or many have closed "
+            "(docs/performance.md); False: CPython's own policy, whose full passes "
+            "walk every connection's objects"),
     Setting("http_compression", "bool", True, "compress polling responses"),
     Setting("compression_threshold", "int", 1024,
             "smallest polling response compressed, in bytes", check=_non_negative),
