@@ -22,7 +22,8 @@
 #   many closed connections; CPython's own policy runs one per quarter of
 #   growth).  Our own connection objects leave no cycles behind (tested), so
 #   what waits for a reclaim is only the application's.
-#   Fork: the state belongs to the process that ticked; a child starts over.
+#   Fork: the state belongs to the process that ticked; a child starts over
+#   (what its parent froze stays frozen, so it skips the start-up pass).
 """Keeps CPython's full garbage-collection passes short on servers holding many connections."""
 from __future__ import annotations
 
@@ -63,22 +64,30 @@ class GCPacer:
         closed = max(0, opened - now_open)
         if self._pid != os.getpid():
             # the first tick of this process: what the application built at
-            # start-up lives as long as the process does
+            # start-up lives as long as the process does.  One full pass per
+            # process is enough: a parent that froze before fork(), or another
+            # server in this process, has done it already.
             self._pid = os.getpid()
             self.closed_at_reclaim = closed
-            self._reclaim(now_open, "start-up")
+            if gc.get_freeze_count():
+                self._freeze(now_open)
+            else:
+                self._reclaim(now_open, "start-up")
         elif self.frozen_peak >= 4 * self.growth and now_open <= self.frozen_peak // 4:
             self._reclaim(now_open, "sessions fell to a quarter of the frozen peak")
         elif closed - self.closed_at_reclaim >= 2 * max(self.frozen_peak, self.growth):
             self._reclaim(now_open, "twice the frozen peak of sessions closed")
         elif now_open >= self.frozen_peak + max(self.growth, self.frozen_peak // 10):
-            started = time.perf_counter()
-            gc.collect(1)  # young garbage first: only survivors are frozen
-            gc.freeze()
-            self.frozen_peak = now_open
-            self.freezes += 1
-            log.debug("gc: froze at %d open sessions in %.1f ms", now_open,
-                      (time.perf_counter() - started) * 1000)
+            self._freeze(now_open)
+
+    def _freeze(self, now_open: int) -> None:
+        started = time.perf_counter()
+        gc.collect(1)  # young garbage first: only survivors are frozen
+        gc.freeze()
+        self.frozen_peak = now_open
+        self.freezes += 1
+        log.debug("gc: froze at %d open sessions in %.1f ms", now_open,
+                  (time.perf_counter() - started) * 1000)
 
     def _reclaim(self, now_open: int, why: str) -> None:
         started = time.perf_counter()
