@@ -6,7 +6,8 @@
 #   Threads: a WSGI server thread runs handle_request(); a WebSocket, once its
 #   handshake is done, is served by the reactor (websocket_io='events', see
 #   server.websocket.evented) or by hand-off threads of its own ('threads');
-#   the reactor also runs every session's ping timer; the monitor thread
+#   the reactor also runs every session's ping timer and, once a second, the
+#   GC pacer (server.gc_pacing, started with the first session); the monitor thread
 #   (python-engineio's service task) closes silent clients.
 #   Nothing here holds a lock while calling application code.
 """Engine.IO layer: python-engineio's ``Server`` with per-instance drivers."""

@@ -187,19 +187,18 @@ def test_the_pacer_ticks_on_the_reactor_and_survives_a_restart(restore_gc):
         if eio.reactor.in_loop():
             ticked.set()
 
-    eio.gc_pacer.tick = tick
-    with serve_in_thread(app) as url:
-        client = sio_client.Client(reconnection=False)
-        client.connect(url, transports=["websocket"], wait_timeout=WAIT)
-        try:
-            assert ticked.wait(WAIT), "the pacer did not tick on the reactor thread"
-        finally:
-            client.disconnect()
-        eio.shutdown()
+    def connected_tick(url: str) -> bool:
         ticked.clear()
         client = sio_client.Client(reconnection=False)
         client.connect(url, transports=["websocket"], wait_timeout=WAIT)
         try:
-            assert ticked.wait(WAIT), "the pacer did not tick again after the reactor restarted"
+            return ticked.wait(WAIT)
         finally:
             client.disconnect()
+
+    eio.gc_pacer.tick = tick
+    with serve_in_thread(app) as url:
+        assert connected_tick(url), "the pacer did not tick on the reactor thread"
+        eio.shutdown()
+        assert connected_tick(url), "the pacer did not tick again after the reactor restarted"
+
