@@ -8,8 +8,9 @@ tests/live/apps/liveapp.py with throwaway certificates made by
 s_client lowers its own security level (@SECLEVEL=0) so that it really offers
 TLS 1.0/1.1 and weak suites: a refusal comes from the server (tests/test_tls_live.py
 shows, against a permissive control server, that this openssl can do them).
-python-socketio's Client trusts the development CA through its requests
-session; the official JS client through NODE_EXTRA_CA_CERTS.
+python-socketio's Client (in a fresh interpreter: tests/tls_exchange_client.py)
+trusts the development CA through its requests session; the official JS client
+through NODE_EXTRA_CA_CERTS.
 
 On gunicorn the WebSocket runs in the request thread (gunicorn's TLS socket
 cannot be handed off; the server logs so once); behind uWSGI's HTTPS router
@@ -30,7 +31,6 @@ from pathlib import Path
 
 import pytest
 import requests
-import socketio
 
 pytest.importorskip("cryptography")
 
@@ -40,7 +40,6 @@ from tests.live.harness import (
     JS_DIR,
     ROOT,
     LiveServer,
-    Recorder,
     free_port,
     js_client_ready,
     node,
@@ -235,46 +234,23 @@ def test_modern_profile_refuses_tls12(name, certs, tmp_path):
 
 
 # -- Socket.IO clients over TLS ---------------------------------------------------------
-def python_client(url: str, ca: str, transports: list[str]):
-    """A connected python-socketio Client trusting the development CA."""
-    import socketio
-
-    session = requests.Session()
-    session.verify = ca  # used for polling, and passed to websocket-client as ca_certs
-    # else requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (set on CI images) win
-    # over session.verify, and the development CA is not in that bundle
-    session.trust_env = False
-    client = socketio.Client(reconnection=False, http_session=session)
-    recorder = Recorder()
-    client.on("welcome", lambda data=None: recorder.add("welcome", data))
-    client.connect(url, transports=transports, wait_timeout=10)
-    return client, recorder
-
-
 def exchange_acked_events(url: str, ca: str, transports: list[str],
                           server_log: Callable[[], str] | None = None) -> str:
-    """Connect, receive the welcome, get two acknowledgements; the transport used."""
-    client, recorder = python_client(url, ca, transports)
+    """Connect, receive the welcome, get two acknowledgements; the transport used.
 
-    def call(event: str, data: object) -> object:
-        # generous: an intermittent stall of about one ping interval (25 s) was
-        # seen here; the test is about the exchange over TLS, the stall is
-        # reported in the closing note.  A timeout says where the client was.
-        try:
-            return client.call(event, data, timeout=40)
-        except socketio.exceptions.TimeoutError:
-            raise AssertionError(
-                f"no ack for {event!r} within 40 s over {transports}: client transport "
-                f"{client.eio.current_transport!r}, state {client.eio.state!r}\n"
-                f"{server_log() if server_log else '(no server log)'}") from None
-
-    try:
-        recorder.wait("welcome")
-        assert call("echo", {"text": "héllo"}) == {"text": "héllo"}
-        assert call("join", "tls-room") == "tls-room"
-        return client.eio.current_transport
-    finally:
-        client.disconnect()
+    The python-socketio client runs in a fresh interpreter
+    (tests/tls_exchange_client.py), away from the threads and sockets that
+    earlier tests leave in this process.
+    """
+    argv = [sys.executable, str(Path(__file__).with_name("tls_exchange_client.py")), url, ca,
+            ",".join(transports)]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    result = json.loads(lines[-1]) if lines else {
+        "error": f"the client exited {done.returncode} without a result: {done.stderr[-1500:]}"}
+    assert "transport" in result, (
+        f"{result['error']}\n{server_log() if server_log else '(no server log)'}")
+    return result["transport"]
 
 
 def run_js_over_tls(url: str, ca: str, transports: list[str], scenario: str) -> dict:

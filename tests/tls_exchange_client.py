@@ -1,0 +1,55 @@
+"""A python-socketio client's acked exchange over TLS, in a process of its own.
+
+    python tests/tls_exchange_client.py URL CA_FILE TRANSPORT[,TRANSPORT]
+
+Connects trusting the development CA, waits for the server's ``welcome``,
+gets two acknowledgements (``echo`` and ``join``) and prints one JSON line:
+``{"transport": ...}`` on success, ``{"error": ...}`` saying where it stopped.
+Run by tests/test_tls_servers.py in a fresh interpreter: late in a full test
+run the pytest process holds hundreds of other tests' client threads and
+sockets, and its python-socketio clients have been seen to drop their own TLS
+connection there (closing notes); the server under test is the same either way.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+
+import requests
+import socketio
+
+
+def exchange(url: str, ca: str, transports: list[str]) -> dict:
+    session = requests.Session()
+    session.verify = ca  # used for polling, and passed to websocket-client as ca_certs
+    # else requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (set on CI images) win
+    # over session.verify, and the development CA is not in that bundle
+    session.trust_env = False
+    client = socketio.Client(reconnection=False, http_session=session)
+    welcome = threading.Event()
+    client.on("welcome", lambda data=None: welcome.set())
+    try:
+        client.connect(url, transports=transports, wait_timeout=10)
+    except socketio.exceptions.ConnectionError as exc:
+        return {"error": f"connect over {transports} failed: {exc}"}
+    try:
+        if not welcome.wait(10):
+            return {"error": "no 'welcome' within 10 s of connecting"}
+        for event, data in (("echo", {"text": "héllo"}), ("join", "tls-room")):
+            try:
+                got = client.call(event, data, timeout=40)
+            except socketio.exceptions.TimeoutError:
+                return {"error": f"no ack for {event!r} within 40 s over {transports}: client "
+                                 f"transport {client.eio.current_transport!r}, state "
+                                 f"{client.eio.state!r}"}
+            if got != data:
+                return {"error": f"{event!r} acknowledged {got!r}, expected {data!r}"}
+        return {"transport": client.eio.current_transport}
+    finally:
+        client.disconnect()
+
+
+if __name__ == "__main__":
+    url, ca, transports = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+    print(json.dumps(exchange(url, ca, transports)), flush=True)
