@@ -7,14 +7,13 @@
 #   handshake is done, is served by the reactor (websocket_io='events', see
 #   server.websocket.evented) or by hand-off threads of its own ('threads');
 #   the reactor also runs every session's ping timer and, once a second, the
-#   GC pacer (server.gc_pacing, started with the first session); the monitor thread
+#   GC pacer (server.gc_pacing, Reactor.call_every); the monitor thread
 #   (python-engineio's service task) closes silent clients.
 #   Nothing here holds a lock while calling application code.
 """Engine.IO layer: python-engineio's ``Server`` with per-instance drivers."""
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from typing import Any
 
@@ -59,7 +58,9 @@ class EngineServer(engineio.Server):
         self._opened_lock = threading.Lock()
         self.gc_pacer = GCPacer(lambda: len(self.sockets), lambda: self.sessions_opened) \
             if gc_freeze else None
-        self._gc_pid = 0
+        if self.gc_pacer is not None:
+            # ticks once the reactor runs (with the first WebSocket or ping timer)
+            self.reactor.call_every(self.gc_pacer.interval, self.gc_pacer.tick)
 
     def websocket_for(self, session: Any) -> HandoffWebSocket:
         """The WebSocket object that will serve ``session``'s upgrade request."""
@@ -73,27 +74,9 @@ class EngineServer(engineio.Server):
         """True on the reactor thread, where no application code may run."""
         return self.reactor.in_loop()
 
-    def _start_gc_pacer(self) -> None:
-        # once per process: a reactor inherited across fork() has no timers
-        with self._opened_lock:
-            if self._gc_pid == os.getpid():
-                return
-            self._gc_pid = os.getpid()
-        pacer = self.gc_pacer
-        assert pacer is not None
-
-        def tick() -> None:
-            try:
-                pacer.tick()
-            finally:
-                self.reactor.call_later(pacer.interval, tick)
-
-        self.reactor.call_soon(tick)
-
     def shutdown(self) -> None:
         super().shutdown()
         self.reactor.stop()
-        self._gc_pid = 0  # a restarted reactor has no timers: tick again from scratch
 
     def _handle_connect(self, environ: dict, start_response: Any, transport: str,
                         jsonp_index: int | None = None) -> Any:
@@ -110,8 +93,6 @@ class EngineServer(engineio.Server):
         self.sockets[sid] = s
         with self._opened_lock:
             self.sessions_opened += 1
-        if self.gc_pacer is not None and self._gc_pid != os.getpid():
-            self._start_gc_pacer()
         s.send(eio_packet.Packet(eio_packet.OPEN, {
             "sid": sid,
             "upgrades": self._upgrades(sid, transport),

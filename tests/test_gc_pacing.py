@@ -175,17 +175,21 @@ def _referrers(obj, *ignore) -> list[str]:
     return found
 
 
-def test_the_pacer_ticks_on_the_reactor_and_survives_a_restart(restore_gc):
+def test_the_pacer_ticks_on_the_reactor_and_survives_a_restart(restore_gc, monkeypatch):
+    ticked = threading.Event()
+    original = GCPacer.tick
+    pacers = []
+
+    def tick(pacer):
+        original(pacer)
+        if pacer in pacers and eio.reactor.in_loop():
+            ticked.set()
+
+    monkeypatch.setattr(GCPacer, "tick", tick)
     app = Flask(__name__)
     socketio = SocketIO(app)
     eio = socketio.server.eio
-    ticked = threading.Event()
-    original = eio.gc_pacer.tick
-
-    def tick():
-        original()
-        if eio.reactor.in_loop():
-            ticked.set()
+    pacers.append(eio.gc_pacer)
 
     def connected_tick(url: str) -> bool:
         ticked.clear()
@@ -196,7 +200,6 @@ def test_the_pacer_ticks_on_the_reactor_and_survives_a_restart(restore_gc):
         finally:
             client.disconnect()
 
-    eio.gc_pacer.tick = tick
     with serve_in_thread(app) as url:
         assert connected_tick(url), "the pacer did not tick on the reactor thread"
         eio.shutdown()

@@ -65,6 +65,8 @@ class Reactor:
         self._calls: deque[Callback] = deque()
         self._woken = False
         self._timers: list[tuple[float, int, Timer]] = []
+        #: call_every() callbacks, armed again on every (re)start of the loop
+        self._periodic: list[Callback] = []
         self._seq = itertools.count()
         self._selector: selectors.BaseSelector | None = None
         self._wake_r: socket.socket | None = None
@@ -101,6 +103,24 @@ class Reactor:
         else:
             self.call_soon(lambda: self._push(timer))
         return timer
+
+    def call_every(self, interval: float, callback: Callback) -> None:
+        """Run ``callback`` on the reactor thread every ``interval`` seconds.
+
+        Does not start the loop; kept across stop() and fork(): a loop that
+        starts afresh arms it again, first run soon after the start.
+        """
+        def run() -> None:
+            try:
+                callback()
+            finally:
+                self._push(Timer(time.monotonic() + interval, run))
+
+        with self._lock:
+            self._periodic.append(run)
+            running = self._thread is not None and self._pid == os.getpid()
+        if running:
+            self.call_soon(run)
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the loop thread (registered sockets are not closed)."""
@@ -151,6 +171,7 @@ class Reactor:
             self._selector.register(self._wake_r, selectors.EVENT_READ, None)
             self._calls.clear()
             self._timers = []
+            self._calls.extend(self._periodic)
             self._woken = False
             self._stopping = False
             self._pid = os.getpid()
