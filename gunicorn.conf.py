@@ -26,9 +26,13 @@ from server.tls import GunicornSSLContext, check_gunicorn_config
 # transports=['websocket']) and SERVER_MESSAGE_QUEUE required, so that an
 # emit in one worker reaches the clients of the others (docs/scaling.md).
 workers = server_value("workers") or 1
-# gthread: a pool of request threads; WebSockets are handed off to threads
-# of their own after the handshake and do not hold one of these.
-worker_class = "gthread"
+# gthread (a pool of request threads; WebSockets are handed off to threads
+# of their own after the handshake and do not hold one of these), plus: the
+# worker's accepting thread answers health_path/ready_path itself, so probes
+# never wait for a request thread, and WebSocket handshakes run in a pool of
+# SERVER_HANDSHAKE_THREADS threads of their own (server/gunicorn_worker.py).
+# "gthread" here gives gunicorn's own worker, which works too.
+worker_class = "server.gunicorn_worker.ThreadWorker"
 threads = server_value("threads")
 # Most connections the worker keeps at once (long-polls and kept-alive
 # HTTP; handed-off WebSockets are not counted by gunicorn).

@@ -32,14 +32,16 @@ class ServerSpec:
     health: str = "/health"
 
 
-def _gunicorn(py: Path, module: str) -> Callable[[int], list[str]]:
-    return lambda port: [str(py), "-m", "gunicorn", "-k", "gthread", "-w", "1", "--threads", "100",
+def _gunicorn(py: Path, module: str, worker: str = "gthread") -> Callable[[int], list[str]]:
+    return lambda port: [str(py), "-m", "gunicorn", "-k", worker, "-w", "1", "--threads", "100",
                          "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5",
                          "--no-control-socket", module]
 
 
 SERVERS: dict[str, ServerSpec] = {s.name: s for s in [
-    ServerSpec("ours-gunicorn", "server, gunicorn gthread", _gunicorn(PROJECT_PY, "ours_app:app"),
+    # the product's worker class (gunicorn.conf.py): gthread plus its own lanes
+    ServerSpec("ours-gunicorn", "server, gunicorn gthread",
+               _gunicorn(PROJECT_PY, "ours_app:app", "server.gunicorn_worker.ThreadWorker"),
                {"PYTHONPATH": f"{APPS}:{ROOT}"}, health="/healthz"),
     ServerSpec("ours-uwsgi", "server, uWSGI threads",
                lambda port: [str(PROJECT_VENV / "bin" / "uwsgi"), "--http-socket",

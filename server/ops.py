@@ -130,6 +130,28 @@ class OpsMiddleware:
                           f"cross-site requests to {path} are refused\n", head=head)
         return answer(environ, start_response)
 
+    def answer_inline(self, environ: dict) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        """The health or readiness answer as ``(status, headers, body)``, or None.
+
+        For a server that answers these paths outside a request thread
+        (server.gunicorn_worker answers them on gunicorn's accepting thread):
+        the same answer ``__call__`` gives, built from plain attributes.
+        None when ``environ`` asks for anything else (metrics included: they
+        take locks), or the application routes the path itself.
+        """
+        path = environ.get("PATH_INFO", "")
+        if path not in (self.config.health_path, self.config.ready_path) \
+                or self._owned_by_app(path):
+            return None
+        answer: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> None:
+            answer[:] = [status, headers]
+
+        body = b"".join(self(environ, start_response))
+        return answer[0], answer[1], body
+
     # -- answers -----------------------------------------------------------------
     def _health(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         return _reply(start_response, "200 OK", "ok\n", head=_is_head(environ))

@@ -6,7 +6,7 @@
 #   too); the arbiter then stops the worker gracefully, whose worker_exit hook
 #   closes every client.  The forked worker never returns into the caller's
 #   code: it leaves with os._exit once gunicorn is done with it.
-"""run() on embedded gunicorn (gthread worker, one process)."""
+"""run() on embedded gunicorn (our gthread worker, one process)."""
 from __future__ import annotations
 
 import logging
@@ -52,7 +52,7 @@ def options_for(plan: Any) -> dict[str, Any]:
         "bind": f"[{plan.host}]:{plan.port}" if ":" in plan.host else f"{plan.host}:{plan.port}",
         # one process: a polling session lives in the memory of one process
         "workers": 1,
-        "worker_class": "gthread",
+        "worker_class": "server.gunicorn_worker.ThreadWorker",
         "threads": plan.threads,
         "worker_connections": plan.capacity,
         "graceful_timeout": max(1, round(plan.graceful_timeout)),  # gunicorn wants whole seconds

@@ -232,7 +232,7 @@ class Recorder:
             return list(self._events[name])
 
 
-RECORDED_EVENTS = ("welcome", "room_message", "broadcast", "tick", "burst_item")
+RECORDED_EVENTS = ("welcome", "room_message", "broadcast", "tick", "burst_item", "held")
 
 
 def _recording(recorder: Recorder, name: str) -> Callable[..., None]:

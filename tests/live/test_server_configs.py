@@ -47,7 +47,7 @@ def test_gunicorn_conf_reads_the_settings_table():
     assert defaults.returncode == 0, defaults.stderr
     assert json.loads(defaults.stdout) == {
         "bind": [BY_NAME["bind"].default], "threads": BY_NAME["threads"].default,
-        "workers": 1, "worker_class": "gthread",
+        "workers": 1, "worker_class": "server.gunicorn_worker.ThreadWorker",
         "graceful_timeout": round(BY_NAME["graceful_timeout"].default)}
     chosen = _run([sys.executable, "-c", script],
                   server_env(SERVER_BIND="127.0.0.1:6001", SERVER_THREADS="7"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import threading
 
 from flask import Flask, request
 
@@ -35,6 +36,20 @@ def create_app() -> Flask:
     def stop():
         socketio.stop()
         return "stopping"
+
+    release = threading.Event()
+
+    @app.route("/hold")
+    def hold():
+        # holds its request thread until a client emits "release" (bounded)
+        release.clear()
+        socketio.emit("held")
+        return "released" if release.wait(20) else "not released"
+
+    @socketio.on("release")
+    def on_release():
+        release.set()
+        return True
 
     @socketio.on("connect")
     def on_connect(auth):

@@ -1,0 +1,129 @@
+"""server.gunicorn_worker under the shipped gunicorn.conf.py: probes answered on the
+accepting thread, WebSocket handshakes in their own pool, the rest as gthread."""
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from .harness import SERVERS, LiveServer, free_port, python_client
+
+pytestmark = pytest.mark.live
+WAIT = 20
+
+
+@contextlib.contextmanager
+def gunicorn(tmp_path, **env):
+    port = free_port()
+    argv, base = SERVERS["gunicorn-gthread"].command(port, "liveapp:app")
+    base.update(env)
+    server = LiveServer("gunicorn-worker", argv, base, port, tmp_path / f"gunicorn-{port}.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def raw_exchange(port, *parts, pause=0.0):
+    """Send ``parts`` (``pause`` seconds before each) and read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as s:
+        for part in parts:
+            if pause:
+                threading.Event().wait(pause)  # the slow client under test, not a sync
+            s.sendall(part)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return lines[0], headers, body
+
+
+def test_probes_are_answered_while_every_request_thread_is_held(tmp_path):
+    with gunicorn(tmp_path, SERVER_THREADS="1", SERVER_HANDSHAKE_THREADS="1") as server:
+        client, events = python_client(server.url, ["websocket"])
+        held = {}
+        holder = threading.Thread(target=lambda: held.update(
+            answer=requests.get(server.url + "/hold", timeout=WAIT + 10).text))
+        holder.start()
+        try:
+            events.wait("held", timeout=WAIT)
+            health = requests.get(server.url + "/healthz", timeout=WAIT)
+            ready = requests.get(server.url + "/readyz", timeout=WAIT)
+            # and a WebSocket handshake: its pool is not the request pool
+            second, _ = python_client(server.url, ["websocket"])
+            assert second.call("echo", "through", timeout=WAIT) == "through"
+            second.disconnect()
+            assert held == {}, f"/hold should still hold the only request thread, got {held}"
+            assert (health.status_code, health.text) == (200, "ok\n")
+            assert health.headers["Connection"] == "close"
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["status"] == "ready" and ready.json()["sessions"] >= 1
+        finally:
+            assert client.call("release", timeout=WAIT) is True
+            holder.join(WAIT + 10)
+            client.disconnect()
+        assert held == {"answer": "released"}
+
+
+def test_inline_answers_are_the_middlewares(tmp_path):
+    with gunicorn(tmp_path) as server:
+        status, headers, body = raw_exchange(
+            server.port, b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert (status, headers["content-length"], body) == ("HTTP/1.1 200 OK", "3", b"")
+        assert headers["cache-control"] == "no-store" and "date" in headers
+        status, _, body = raw_exchange(
+            server.port, b"GET /healthz HTTP/1.1\r\nSec-Fetch-Site: cross-site\r\n\r\n")
+        assert status == "HTTP/1.1 403 Forbidden", (status, body)
+        status, headers, body = raw_exchange(
+            server.port, b"GET /readyz HTTP/1.0\r\n\r\n")
+        assert status == "HTTP/1.1 200 OK" and json.loads(body)["status"] == "ready"
+        # what the accepting thread leaves to gunicorn gets gunicorn's answer
+        status, _, body = raw_exchange(
+            server.port, b"POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n"
+            b"Connection: close\r\n\r\nhi")
+        assert status == "HTTP/1.1 405 Method Not Allowed", (status, body)
+
+
+def test_slow_and_split_requests_are_served(tmp_path):
+    with gunicorn(tmp_path) as server:
+        # nothing to read when accepted: the connection waits in the poller
+        status, _, body = raw_exchange(server.port, b"GET /healthz HTTP/1.1\r\n\r\n", pause=0.3)
+        assert (status, body) == ("HTTP/1.1 200 OK", b"ok\n")
+        # a head arriving in pieces goes to gunicorn's parser in a request thread
+        status, _, body = raw_exchange(
+            server.port, b"GET /healthz HTTP/1.1\r\n", b"Host: a\r\nConnection: close\r\n\r\n",
+            pause=0.3)
+        assert (status, body) == ("HTTP/1.1 200 OK", b"ok\n")
+        status, _, body = raw_exchange(server.port, b"GET /ready HTTP/1.1\r\nHost: a\r\n"
+                                       b"Connection: close\r\n\r\n")
+        assert status == "HTTP/1.1 200 OK" and "pid" in json.loads(body)
+        status, _, _ = raw_exchange(server.port, b"BOGUS\r\n\r\n")
+        assert status.startswith("HTTP/1.1 400"), status
+
+
+def test_a_burst_of_websocket_clients_through_one_handshake_thread(tmp_path):
+    with gunicorn(tmp_path, SERVER_HANDSHAKE_THREADS="1") as server:
+        def one(n):
+            client, _ = python_client(server.url, ["websocket"])
+            try:
+                return client.call("echo", n, timeout=WAIT)
+            finally:
+                client.disconnect()
+
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(one, range(40)))
+        assert answers == list(range(40))
+        # polling clients and upgrades take the request pool and the lane in turn
+        client, _ = python_client(server.url, ["polling", "websocket"])
+        try:
+            assert client.call("echo", "upgraded", timeout=WAIT) == "upgraded"
+        finally:
+            client.disconnect()
