@@ -9,7 +9,14 @@
 #   the reactor also runs every session's ping timer and, once a second, the
 #   GC pacer (server.gc_pacing, Reactor.call_every); the monitor thread
 #   (python-engineio's service task) closes silent clients.
-#   Nothing here holds a lock while calling application code.
+#   WebSocket handshakes (transport=websocket requests, up to the hand-off)
+#   pass a gate of handshake_threads at a time: they are CPU work only, which
+#   more threads do no faster, and every thread in a connect storm is one
+#   more contender for the GIL that a health probe must wait behind.  A
+#   WebSocket served in its request thread (no hand-off) leaves the gate
+#   before serving (GATE_KEY).
+#   Nothing here holds a lock while calling application code (the gate is
+#   held over python-engineio's internal connect event only).
 """Engine.IO layer: python-engineio's ``Server`` with per-instance drivers."""
 from __future__ import annotations
 
@@ -23,7 +30,9 @@ from engineio import packet as eio_packet
 from .engine_socket import EngineSocket
 from .gc_pacing import GCPacer
 from .security_cookies import engineio_cookie
+from .settings import server_value
 from .websocket import EventedWebSocket, HandoffWebSocket, Reactor, WebSocketRegistry
+from .websocket.drivers import GATE_KEY
 
 
 class DaemonThread(threading.Thread):
@@ -48,11 +57,15 @@ class EngineServer(engineio.Server):
         self.websocket_io = websocket_io
         self._websocket_compression = websocket_compression
         self.websockets = WebSocketRegistry()
+        self._handshake_gate = threading.BoundedSemaphore(server_value("handshake_threads"))
         #: the event loop serving WebSockets and every session's ping timer
         self.reactor = Reactor(name="engineio-reactor")
         #: the handler pool (``saturated``, ``notify_when_space``): reactor-served
         #: WebSockets stop reading while it is over its bound.  Set by SocketIOServer.
         self.intake: Any = None
+        #: told of packets and pings our session paths handle (server.admin_ui),
+        #: once python-socketio's Admin UI is instrumented; else None
+        self.observer: Any = None
         #: sessions opened since start (the GC pacer tells closed from open with it)
         self.sessions_opened = 0
         self._opened_lock = threading.Lock()
@@ -61,6 +74,24 @@ class EngineServer(engineio.Server):
         if self.gc_pacer is not None:
             # ticks once the reactor runs (with the first WebSocket or ping timer)
             self.reactor.call_every(self.gc_pacer.interval, self.gc_pacer.tick)
+
+    def handle_request(self, environ: dict, start_response: Any) -> Any:
+        """python-engineio's ``handle_request``; WebSocket handshakes through the gate."""
+        if "transport=websocket" not in environ.get("QUERY_STRING", ""):
+            return super().handle_request(environ, start_response)
+        self._handshake_gate.acquire()
+        released = threading.Event()
+
+        def let_next_in() -> None:
+            if not released.is_set():
+                released.set()
+                self._handshake_gate.release()
+
+        environ[GATE_KEY] = let_next_in
+        try:
+            return super().handle_request(environ, start_response)
+        finally:
+            let_next_in()
 
     def websocket_for(self, session: Any) -> HandoffWebSocket:
         """The WebSocket object that will serve ``session``'s upgrade request."""

@@ -359,9 +359,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("threads", "int", 100, "server threads for HTTP requests (WebSockets are "
             "handed off and do not hold one)", scope="server", check=_positive),
     Setting("handshake_threads", "int", 1,
-            "gunicorn threads completing WebSocket handshakes (server.gunicorn_worker): "
-            "CPU work only, a connect storm queues there, not in front of HTTP requests; "
-            "more threads only contend for the GIL", scope="server", check=_positive),
+            "WebSocket handshakes completed at once (under gunicorn: the threads of "
+            "server.gunicorn_worker's handshake pool); CPU work only, so more only "
+            "contend for the GIL, and a connect storm queues there", scope="server",
+            check=_positive),
     Setting("workers", "int", None,
             "worker processes (gunicorn -w, uWSGI processes); more than 1 means "
             "WebSocket only and needs message_queue (docs/scaling.md); None: 1, or "

@@ -29,6 +29,7 @@ from server.websocket import (
     find_driver,
     load_driver,
 )
+from server.websocket.drivers import GATE_KEY
 
 WAIT = 10.0
 
@@ -253,6 +254,30 @@ def test_fallback_serves_in_the_request_thread_and_leaves_the_socket_to_the_serv
     assert "gthread" in outcome["environ"][REFUSAL_KEY]
     assert server_sock.fileno() != -1, "the server's socket is the server's to close"
     assert server.websockets.count() == 0
+
+
+def test_fallback_lets_the_next_handshake_in_before_serving(pair):
+    # server.engine's gate admits handshakes one at a time: a WebSocket served
+    # in its request thread must not keep the next one out for its whole life
+    server_sock, peer = pair
+    let_in = threading.Event()
+    served_after_let_in = []
+
+    def handler(ws):
+        served_after_let_in.append(let_in.is_set())
+        while (msg := ws.wait()) is not None:
+            ws.send(msg)
+
+    t = threading.Thread(target=accept, args=(peer, handler, fake_engineio_server()),
+                         kwargs={"key": "gunicorn.socket", "server_sock": server_sock,
+                                 "wsgi.multithread": False, GATE_KEY: let_in.set})
+    t.start()
+    assert isinstance(peer.next_event(), AcceptConnection)
+    assert let_in.wait(WAIT), "the gate was not released while the WebSocket is open"
+    peer.send(CloseConnection(code=1000))
+    assert isinstance(peer.next_event(), CloseConnection)
+    t.join(WAIT)
+    assert served_after_let_in == [True]
 
 
 def test_oversized_message_is_closed_with_1009(pair):

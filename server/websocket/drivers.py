@@ -16,6 +16,10 @@ DRIVERS: Mapping[str, str] = types.MappingProxyType({
 
 #: environ key where a driver explains why it could not detach a connection.
 REFUSAL_KEY = "server.websocket.refusal"
+#: environ key of a callable that lets the next WebSocket handshake in
+#: (server.engine's handshake gate); a WebSocket served in its request thread
+#: calls it before serving, so it does not hold the gate for its whole life
+GATE_KEY = "server.handshake_gate"
 
 
 def load_driver(name: str) -> Any:

@@ -58,7 +58,7 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from .drivers import REFUSAL_KEY, find_driver
+from .drivers import GATE_KEY, REFUSAL_KEY, find_driver
 
 log = logging.getLogger("server.websocket")
 
@@ -179,6 +179,9 @@ class HandoffWebSocket:
             return _bad_request(start_response, "WebSocket is not available on this server")
         self.socket = sock
         self._owned = False
+        let_next_in = environ.pop(GATE_KEY, None)
+        if let_next_in is not None:
+            let_next_in()
         if self._start(accept):
             self._run()
         return driver.release(environ, start_response)
