@@ -20,6 +20,8 @@
 #     writer thread.  Until then it queues, under the WebSocket's send lock,
 #     and the switch drains the queue under that same lock: no packet is
 #     stranded and none overtakes another.
+#   The Admin UI, once instrumented, is told of packets and pings through
+#   server.observer (server.admin_ui): its own class patches miss these paths.
 #   Threads: request threads call poll()/handle_post_request(); any thread may
 #   send() (the queue is thread-safe); close() may race with both, and the
 #   closed/closing flags are only ever set, never cleared.
@@ -66,6 +68,8 @@ class EngineSocket(Socket):
         if not self.closing and not self.closed:
             self.last_ping = time.time()
             self.send(packet.Packet(packet.PING))
+            if self.server.observer is not None:
+                self.server.observer.pinged(self.sid)
 
     # -- sending ------------------------------------------------------------------
 
@@ -80,10 +84,13 @@ class EngineSocket(Socket):
             if not self._direct:
                 self.queue.put(pkt)
                 return
+            data = pkt.encode()
             try:
-                ws.send_locked(pkt.encode())
+                ws.send_locked(data)
             except OSError:
-                pass  # the connection is ending; on_websocket_closed follows
+                return  # the connection is ending; on_websocket_closed follows
+        if self.server.observer is not None:
+            self.server.observer.packet_out(len(data))
 
     def _go_direct(self) -> None:
         """Hand the queue's packets to the WebSocket, then write directly."""
@@ -98,10 +105,13 @@ class EngineSocket(Socket):
                 if pkt is None:  # closed meanwhile
                     self.queue.put(None)
                     break
+                data = pkt.encode()
                 try:
-                    ws.send_locked(pkt.encode())
+                    ws.send_locked(data)
                 except OSError:
                     break
+                if self.server.observer is not None:
+                    self.server.observer.packet_out(len(data))
             self._direct = True
 
     # -- the reactor-served WebSocket -----------------------------------------
@@ -126,6 +136,8 @@ class EngineSocket(Socket):
 
     def on_websocket_message(self, message: Any) -> None:
         """One WebSocket message (reactor thread: never blocks)."""
+        if self.server.observer is not None:
+            self.server.observer.packet_in(len(message))
         if len(message) > self.server.max_http_buffer_size:
             self._ws_failed("packet is too large")
             return
@@ -216,6 +228,8 @@ class EngineSocket(Socket):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         if length > self.server.max_http_buffer_size:
             raise exceptions.ContentTooLongError()
+        if self.server.observer is not None:
+            self.server.observer.packet_in(length)  # as the Admin UI's own wrapper
         body = environ["wsgi.input"].read(length)
         try:
             text = body.decode("utf-8")

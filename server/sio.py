@@ -33,6 +33,7 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from .admin_ui import AdminTraffic
 from .dispatch import HandlerPool
 from .engine import EngineServer
 from .engine_socket import EngineSocket
@@ -71,6 +72,13 @@ class SocketIOServer(socketio.Server):
 
     def _engineio_server_class(self) -> type:
         return EngineServer
+
+    def instrument(self, *args: Any, **kwargs: Any) -> Any:
+        """python-socketio's Admin UI instrumentation, also counting the traffic
+        of our own session paths (server.admin_ui)."""
+        admin = super().instrument(*args, **kwargs)
+        self.eio.observer = AdminTraffic(admin)
+        return admin
 
     def _lock_for(self, eio_sid: str) -> threading.RLock:
         return self._send_locks[zlib.crc32(eio_sid.encode()) % _LOCK_STRIPES]

@@ -58,6 +58,20 @@ def test_python_socketio_version_and_internals():
     assert "_send_eio_packet" in src and "_send_packet" in src
     # the reactor runs call()'s ack waiter in place (server/sio.py _ack_wakes_waiter)
     assert "callback=event_callback" in inspect.getsource(socketio.Server.call)
+    # server/admin_ui.py: what the Admin UI patches on engineio's Socket (and so
+    # misses on our paths), and the InstrumentedServer attributes we feed
+    from socketio import admin
+
+    patches = inspect.getsource(admin.InstrumentedServer.instrument)
+    for name in ("Socket.handle_post_request =", "Socket._websocket_handler =",
+                 "Socket._send_ping ="):
+        assert name in patches, name
+    init = inspect.getsource(admin.InstrumentedServer.__init__) + patches
+    for name in ("self.event_buffer", "self.admin_namespace", "self.mode", "self.sio"):
+        assert name in init, name
+    assert list(inspect.signature(admin.InstrumentedServer.serialize_socket).parameters) == \
+        ["self", "sid", "namespace", "eio_sid"]
+    assert "'socket_connected'" in inspect.getsource(admin.InstrumentedServer._eio_send_ping)
     assert "self.callbacks[sid][id] = callback" in inspect.getsource(
         socketio.base_manager.BaseManager._generate_ack_id)
     for name in ("_send_packet", "_send_eio_packet", "_handle_event", "_handle_event_internal",
