@@ -105,6 +105,10 @@ def compare_loadgens(cpu_iters: dict, quick: bool, nice: int) -> dict:
     return out
 
 
+#: seconds the health probe goes on after the capacity workload has closed its clients
+PROBE_AFTER_S = 3.0
+
+
 class HealthProbe:
     """GETs a health URL every 100 ms on a fresh connection until stop().
 
@@ -135,7 +139,9 @@ class HealthProbe:
             except (OSError, ValueError):
                 self.failures += 1
 
-    def stop(self) -> dict:
+    def stop(self, after: float = 0.0) -> dict:
+        """Probe ``after`` seconds more (the workload's clients are leaving), then stop."""
+        self._stop.wait(after)
         self._stop.set()
         self._thread.join(self.timeout + 1)
         t = sorted(self.times_ms)
@@ -194,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                     probe = HealthProbe(srv.url + srv.spec.health, args.nice) if w.key == "capacity" else None
                     res = run_load(srv.url, srv.pids, w.config, nice=args.nice)
                     if probe is not None:
-                        res.update(probe.stop())
+                        # thousands of clients leaving at once is part of the run
+                        res.update(probe.stop(after=PROBE_AFTER_S))
                     runs.append({"rep": rep, "server": name, "workload": w.key, "result": res})
                     shown = res.get("error") or f"{res['value']:,.1f} {res['unit']}"
                     print(f"  rep {rep + 1} {name:14s} {w.key:13s} {shown}", flush=True)
