@@ -38,9 +38,17 @@ class _SocketIOMiddleware(WSGIApp):
         super().__init__(socketio_server, flask_app.wsgi_app, socketio_path=socketio_path)
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
+        # Not python-engineio's __call__, which under gunicorn defines a class
+        # per request (an eventlet shim stored as environ['eventlet.input']).
+        # python-socketio keeps a session's environ for the session's life, so
+        # each closed WebSocket left a class, 7 objects in a cycle that only a
+        # full collection frees: ~230 ms at once after 2,000 clients left.
         environ = environ.copy()
         environ["flask.app"] = self.flask_app
-        return super().__call__(environ, start_response)
+        path = environ.get("PATH_INFO")
+        if path is not None and path.startswith(self.engineio_path):
+            return self.engineio_app.handle_request(environ, start_response)
+        return self.wsgi_app(environ, start_response)
 
 
 class _EventContext(RequestContext):

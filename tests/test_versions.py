@@ -45,6 +45,12 @@ def test_python_engineio_version_and_internals():
                  "def _websocket_handler", "def check_ping_timeout"):
         assert name in socket_src, name
     assert "'probe'" in socket_src and "packet.UPGRADE" in socket_src
+    # server/extension.py _SocketIOMiddleware.__call__ replaces WSGIApp.__call__
+    # (its eventlet shim made a class per request): the routing it keeps
+    wsgi_call = inspect.getsource(engineio.WSGIApp.__call__)
+    for name in ("eventlet.input", "self.engineio_path", "self.engineio_app.handle_request",
+                 "self.wsgi_app(environ, start_response)"):
+        assert name in wsgi_call, name
 
 
 def test_python_socketio_version_and_internals():
