@@ -55,6 +55,9 @@ class EngineSocket(Socket):
     _ws_state = ""
     #: send() writes to _ws at once instead of queueing
     _direct = False
+    #: the reactor timer of the next ping (cancelled at close: the session is
+    #: freed then, not up to ping_interval later)
+    _ping_timer: Any = None
 
     # -- pings: timers on the reactor -----------------------------------------
 
@@ -62,7 +65,8 @@ class EngineSocket(Socket):
         # as python-engineio: only once the previous ping has been answered
         if self.last_ping:
             self.last_ping = None
-            self.server.reactor.call_later(self.server.ping_interval, self._ping_due)
+            self._ping_timer = self.server.reactor.call_later(self.server.ping_interval,
+                                                              self._ping_due)
 
     def _ping_due(self) -> None:
         if not self.closing and not self.closed:
@@ -216,6 +220,8 @@ class EngineSocket(Socket):
     def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         # never join the queue: see the design note
         super().close(wait=False, abort=abort, reason=reason)
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
         if self._ws is not None and self._ws_state == "open":
             self._ws.close()  # python-engineio's writer thread would do this
         if self.upgraded and self.server.sockets.get(self.sid) is self:

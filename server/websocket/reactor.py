@@ -38,6 +38,10 @@ log = logging.getLogger("server.websocket")
 Callback = Callable[[], Any]
 
 
+def _cancelled() -> None:
+    pass
+
+
 class Timer:
     """A pending call_later(); cancel() makes it a no-op."""
 
@@ -49,7 +53,10 @@ class Timer:
         self.cancelled = False
 
     def cancel(self) -> None:
+        # let go of the callback (a session's ping, say) now, not when the
+        # timer comes due: it may be seconds away in the heap
         self.cancelled = True
+        self.callback = _cancelled
 
 
 class Reactor:
