@@ -17,7 +17,10 @@
 #   does nothing.
 #   The cost: cyclic garbage among frozen objects is not collected until the
 #   next reclaim (gc.unfreeze() + a full pass), which runs when the sessions
-#   fall to a quarter of the frozen peak (a small heap, a short pass) or when
+#   have fallen to a quarter of the frozen peak and stopped falling (a small
+#   heap, a short pass, at a quiet moment: not while thousands of clients are
+#   leaving, when half the heap is still alive; at most `patience` seconds
+#   late) or when
 #   as many sessions have closed as twice that peak (one full pass per that
 #   many closed connections; CPython's own policy runs one per quarter of
 #   growth).  Our own connection objects leave no cycles behind (tested), so
@@ -46,6 +49,8 @@ class GCPacer:
 
     #: seconds between ticks
     interval = 1.0
+    #: seconds a reclaim waits for the session count to stop changing
+    patience = 30.0
 
     def __init__(self, open_sessions: Callable[[], int], opened_sessions: Callable[[], int],
                  growth: int = 50) -> None:
@@ -57,11 +62,19 @@ class GCPacer:
         self.closed_at_reclaim = 0  # sessions closed before the last reclaim
         self.freezes = 0
         self.reclaims = 0
+        self._last_counts = (-1, -1)   # (open, opened) at the previous tick
+        self._fell_at: float | None = None  # when sessions fell to a quarter of the peak
 
     def tick(self) -> None:
         """Freeze or reclaim if the session count asks for it (reactor thread)."""
         now_open, opened = self.open_sessions(), self.opened_sessions()
         closed = max(0, opened - now_open)
+        quiet, self._last_counts = self._last_counts == (now_open, opened), (now_open, opened)
+        fallen = self.frozen_peak >= 4 * self.growth and now_open <= self.frozen_peak // 4
+        if not fallen:
+            self._fell_at = None
+        elif self._fell_at is None:
+            self._fell_at = time.monotonic()
         if self._pid != os.getpid():
             # the first tick of this process: what the application built at
             # start-up lives as long as the process does.  One full pass per
@@ -73,7 +86,7 @@ class GCPacer:
                 self._freeze(now_open)
             else:
                 self._reclaim(now_open, "start-up")
-        elif self.frozen_peak >= 4 * self.growth and now_open <= self.frozen_peak // 4:
+        elif fallen and (quiet or time.monotonic() - (self._fell_at or 0) >= self.patience):
             self._reclaim(now_open, "sessions fell to a quarter of the frozen peak")
         elif closed - self.closed_at_reclaim >= 2 * max(self.frozen_peak, self.growth):
             self._reclaim(now_open, "twice the frozen peak of sessions closed")
@@ -96,6 +109,7 @@ class GCPacer:
         gc.freeze()
         self.frozen_peak = now_open
         self.closed_at_reclaim = max(0, self.opened_sessions() - self.open_sessions())
+        self._fell_at = None
         self.reclaims += 1
         log.debug("gc: full pass (%s): %d unreachable objects, %.1f ms", why, found,
                   (time.perf_counter() - started) * 1000)

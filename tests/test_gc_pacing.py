@@ -64,8 +64,27 @@ def test_freezes_as_sessions_grow_and_reclaims_as_they_fall(restore_gc):
 
     s.close(339)  # 100 open: a quarter of the frozen peak
     pacer.tick()
+    assert pacer.reclaims == 1, "reclaimed while sessions were still falling"
+    pacer.tick()  # no change since the last tick: a quiet moment
     assert (pacer.reclaims, pacer.frozen_peak) == (2, 100), "no reclaim at a quarter of the peak"
     assert gc.get_freeze_count() > 0, "the reclaim did not freeze again"
+
+
+def test_a_reclaim_waits_for_a_quiet_tick_at_most_its_patience(restore_gc):
+    s = Sessions()
+    pacer = GCPacer(lambda: s.open, lambda: s.opened, growth=50)
+    pacer.tick()
+    s.connect(400)
+    pacer.tick()
+    s.close(300)
+    pacer.tick()
+    s.close(1)  # still falling at every tick...
+    pacer.tick()
+    assert pacer.reclaims == 1, "reclaimed while sessions were still falling"
+    pacer.patience = 0.0  # ...until the patience runs out
+    s.close(1)
+    pacer.tick()
+    assert (pacer.reclaims, pacer.frozen_peak) == (2, 98)
 
 
 def test_reclaims_after_twice_the_frozen_peak_has_closed(restore_gc):
@@ -110,9 +129,10 @@ def test_the_setting_is_declared_and_can_be_turned_off():
 
 @pytest.mark.parametrize("transports", [["websocket"], ["polling", "websocket"]])
 def test_closed_connections_are_freed_without_a_collection(restore_gc, transports):
-    # 1 s pings: a session's pending ping timer and a long-poll (which hold it) end soon after close
+    # the next ping is 25 s away, longer than WAIT: its timer, cancelled at close,
+    # must not keep a closed session alive until then
     app = Flask(__name__)
-    socketio = SocketIO(app, ping_interval=1, ping_timeout=2)
+    socketio = SocketIO(app, ping_interval=25, ping_timeout=5)
     eio = socketio.server.eio
     eio.gc_pacer.growth = 10
 
@@ -205,3 +225,21 @@ def test_the_pacer_ticks_on_the_reactor_and_survives_a_restart(restore_gc, monke
         eio.shutdown()
         assert connected_tick(url), "the pacer did not tick again after the reactor restarted"
 
+
+
+def test_the_socketio_middleware_makes_no_class_per_request():
+    # python-engineio's middleware defines a class per request under gunicorn
+    # (environ['eventlet.input']), which a session's environ kept alive: a
+    # cycle per closed connection, left for a full collection
+    app = Flask(__name__)
+    seen = []
+    app.wsgi_app = lambda environ, start_response: seen.append(environ) or []
+    socketio = SocketIO(app)
+    classes_before = sum(1 for o in gc.get_objects() if isinstance(o, type))
+    for _ in range(50):
+        socketio.sockio_mw({"PATH_INFO": "/page", "REQUEST_METHOD": "GET",
+                            "gunicorn.socket": object()}, lambda *a: None)
+    assert len(seen) == 50 and not any("eventlet.input" in e for e in seen)
+    classes_after = sum(1 for o in gc.get_objects() if isinstance(o, type))
+    assert classes_after - classes_before < 50, (
+        f"{classes_after - classes_before} new classes after 50 requests")
