@@ -153,7 +153,10 @@ class _Front:
                 and len(data) == head.size  # nothing after the head: no body, no pipelining
                 and head.header("content-length") in (None, "0")
                 and head.header("transfer-encoding") is None
-                and "%" not in head.target)
+                and "%" not in head.target
+                # a browser's request: its same-origin check needs the scheme
+                # gunicorn derives from trusted proxy headers, so gunicorn's path
+                and head.header("origin") is None and head.header("sec-fetch-site") is None)
 
     def handshake(self, head: RequestHead) -> bool:
         upgrade = head.header("upgrade") or ""

@@ -61,6 +61,8 @@ def test_front_routes_only_plain_health_requests_and_socketio_handshakes():
     assert not front.inline(parse_head(body), body)
     pipelined = plain + b"GET /"
     assert not front.inline(parse_head(pipelined), pipelined)
+    browser = b"GET /healthz HTTP/1.1\r\nOrigin: https://a\r\n\r\n"
+    assert not front.inline(parse_head(browser), browser)
     post = b"POST /healthz HTTP/1.1\r\n\r\n"
     assert not front.inline(parse_head(post), post)
     upgrade = b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nUpgrade: WebSocket\r\n\r\n"

@@ -79,8 +79,10 @@ def test_inline_answers_are_the_middlewares(tmp_path):
             server.port, b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert (status, headers["content-length"], body) == ("HTTP/1.1 200 OK", "3", b"")
         assert headers["cache-control"] == "no-store" and "date" in headers
+        # a browser's request takes gunicorn's path, and the middleware's refusal
         status, _, body = raw_exchange(
-            server.port, b"GET /healthz HTTP/1.1\r\nSec-Fetch-Site: cross-site\r\n\r\n")
+            server.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\nSec-Fetch-Site: cross-site\r\n"
+            b"Connection: close\r\n\r\n")
         assert status == "HTTP/1.1 403 Forbidden", (status, body)
         status, headers, body = raw_exchange(
             server.port, b"GET /readyz HTTP/1.0\r\n\r\n")
