@@ -6,8 +6,12 @@
 #   as reactor timers, and a reactor-served WebSocket never runs
 #   _websocket_handler: those replacements never see that traffic, so the
 #   Admin UI showed no packets in or out for it.  AdminTraffic is told of the
-#   same events by EngineSocket (a packet in, a packet out, a ping due) and
-#   records them the way the Admin UI's own wrappers do.
+#   same events by EngineSocket (a packet in, a packet out, a ping due) and,
+#   for a WebSocket on a thread of its own (websocket_io='threads'), by
+#   HandoffWebSocket's send()/wait(); it records them the way the Admin UI's
+#   own wrappers do.  EngineSocket keeps python-engineio's _websocket_handler
+#   as imported, so the class patches never apply to our sessions (nor
+#   recurse when a second server in the process is instrumented).
 #   Threads: packet_in/packet_out run on the reactor (WebSocket traffic) and
 #   in request threads (polling POSTs) or any sending thread; they push into
 #   the Admin UI's event buffer (two dict operations, no I/O, as upstream's

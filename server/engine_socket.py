@@ -21,7 +21,10 @@
 #     and the switch drains the queue under that same lock: no packet is
 #     stranded and none overtakes another.
 #   The Admin UI, once instrumented, is told of packets and pings through
-#   server.observer (server.admin_ui): its own class patches miss these paths.
+#   server.observer (server.admin_ui): its own class patches miss these paths,
+#   and this class keeps python-engineio's _websocket_handler as imported, so
+#   that those patches never apply here (a second instrument() in the process
+#   made them call themselves forever).
 #   Threads: request threads call poll()/handle_post_request(); any thread may
 #   send() (the queue is thread-safe); close() may race with both, and the
 #   closed/closing flags are only ever set, never cleared.
@@ -33,6 +36,10 @@ from typing import Any
 
 from engineio import exceptions, packet
 from engineio.socket import Socket
+
+#: python-engineio's WebSocket handler as imported, before python-socketio's Admin
+#: UI replaces it on the class (instrumenting twice, it then calls itself forever)
+_WEBSOCKET_HANDLER = Socket._websocket_handler
 
 #: python-engineio's client accepts at most 16 packets per polling payload
 MAX_POLL_PACKETS = 16
@@ -125,6 +132,11 @@ class EngineSocket(Socket):
             raise OSError("Socket has been upgraded already")
         ws = self.server.websocket_for(self)
         return ws(environ, start_response)
+
+    def _websocket_handler(self, ws: Any) -> Any:
+        """python-engineio's WebSocket protocol on a thread (websocket_io='threads')."""
+        ws.observer = self.server.observer  # the Admin UI's figures, if instrumented
+        return _WEBSOCKET_HANDLER(self, ws)
 
     def adopt_websocket(self, ws: Any) -> None:
         """Take a reactor-served WebSocket as this session's transport (no I/O wait)."""

@@ -25,10 +25,13 @@ def _next(items: queue.Queue, deadline: float, what: str):
         pytest.fail(f"waited {WAIT}s for {what}")
 
 
-@pytest.mark.parametrize("transport", ["websocket", "polling"])
-def test_admin_ui_counts_traffic_and_reannounces_sockets_at_pings(transport):
+@pytest.mark.parametrize("transport,websocket_io", [
+    ("websocket", "events"), ("websocket", "threads"), ("polling", "events")])
+def test_admin_ui_counts_traffic_and_reannounces_sockets_at_pings(transport, websocket_io):
+    # several servers instrumented in one process (each parameter here): python-socketio
+    # patches engineio's Socket class each time, which must not reach our sessions
     app = flask.Flask(__name__)
-    socketio = server.SocketIO(app, ping_interval=1)
+    socketio = server.SocketIO(app, ping_interval=1, websocket_io=websocket_io)
 
     @socketio.on("echo")
     def echo(data):

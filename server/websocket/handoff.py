@@ -122,6 +122,9 @@ class HandoffWebSocket:
         self.close_code: int | None = None
         #: set when the connection is over and its socket released.
         self.done = threading.Event()
+        #: told of each message sent and received by send()/wait() (the Admin
+        #: UI's figures, server.admin_ui), when the session sets one
+        self.observer: Any = None
 
     # -- the WSGI side ----------------------------------------------------
 
@@ -271,6 +274,8 @@ class HandoffWebSocket:
         """
         with self._lock:
             self._send_locked(message)
+        if self.observer is not None:
+            self.observer.packet_out(len(message))
 
     def _send_locked(self, message: str | bytes) -> None:
         """send() for a caller that holds self._lock."""
@@ -286,7 +291,10 @@ class HandoffWebSocket:
         """The next message from the peer; None once the connection is closing."""
         while True:
             if self._inbox:
-                return self._inbox.popleft()
+                message = self._inbox.popleft()
+                if self.observer is not None:
+                    self.observer.packet_in(len(message))
+                return message
             if self._read_closed or self._ws.state is not ConnectionState.OPEN:
                 return None  # _finish reads the peer's Close, if it is still to come
             if not self._read_more():
