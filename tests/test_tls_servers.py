@@ -249,7 +249,8 @@ def exchange_acked_events(url: str, ca: str, transports: list[str],
     result = json.loads(lines[-1]) if lines else {
         "error": f"the client exited {done.returncode} without a result: {done.stderr[-1500:]}"}
     assert "transport" in result, (
-        f"{result['error']}\n{server_log() if server_log else '(no server log)'}")
+        f"{result['error']}\nclient's engine.io log:\n{done.stderr[-3000:]}\n"
+        f"{server_log() if server_log else '(no server log)'}")
     return result["transport"]
 
 

@@ -26,9 +26,12 @@ def exchange(url: str, ca: str, transports: list[str]) -> dict:
     # else requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (set on CI images) win
     # over session.verify, and the development CA is not in that bundle
     session.trust_env = False
-    client = socketio.Client(reconnection=False, http_session=session)
+    # engine.io's log goes to stderr, which the test shows when the exchange fails
+    client = socketio.Client(reconnection=False, http_session=session, engineio_logger=True)
     welcome = threading.Event()
     client.on("welcome", lambda data=None: welcome.set())
+    dropped: list[str] = []
+    client.on("disconnect", lambda reason=None: dropped.append(str(reason)))
     try:
         client.connect(url, transports=transports, wait_timeout=10)
     except socketio.exceptions.ConnectionError as exc:
@@ -42,7 +45,7 @@ def exchange(url: str, ca: str, transports: list[str]) -> dict:
             except socketio.exceptions.TimeoutError:
                 return {"error": f"no ack for {event!r} within 40 s over {transports}: client "
                                  f"transport {client.eio.current_transport!r}, state "
-                                 f"{client.eio.state!r}"}
+                                 f"{client.eio.state!r}, disconnected for {dropped or 'no reason'}"}
             if got != data:
                 return {"error": f"{event!r} acknowledged {got!r}, expected {data!r}"}
         return {"transport": client.eio.current_transport}
