@@ -80,11 +80,12 @@ class EngineServer(engineio.Server):
         if "transport=websocket" not in environ.get("QUERY_STRING", ""):
             return super().handle_request(environ, start_response)
         self._handshake_gate.acquire()
-        released = threading.Event()
+        released = False
 
-        def let_next_in() -> None:
-            if not released.is_set():
-                released.set()
+        def let_next_in() -> None:  # called from this request's thread only
+            nonlocal released
+            if not released:
+                released = True
                 self._handshake_gate.release()
 
         environ[GATE_KEY] = let_next_in
