@@ -33,8 +33,9 @@
 #   operation at a time.
 #   On close: the handshake pool is shut down with gunicorn's request pool.
 #   Relies on gthread internals (accept, enqueue_req, finish_request,
-#   method_queue, pending_conns, poller, TConn.data_ready): test_gunicorn_worker
-#   pins the gunicorn versions this was checked against.
+#   method_queue, pending_conns, poller, TConn.data_ready):
+#   tests/test_handoff_versions.py pins the gunicorn versions this was checked
+#   against and the names it uses.
 """A gunicorn worker class: gthread, with health answers and WebSocket
 handshakes kept off the request pool.
 
