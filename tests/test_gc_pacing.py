@@ -41,10 +41,17 @@ class Sessions:
         self.open -= n
 
 
-def test_freezes_as_sessions_grow_and_reclaims_as_they_fall(restore_gc):
+def started_pacer() -> tuple[Sessions, GCPacer]:
+    """A pacer over fake session counts, past its first tick (the start-up pass)."""
     s = Sessions()
     pacer = GCPacer(lambda: s.open, lambda: s.opened, growth=50)
-    pacer.tick()  # first tick of the process: a full pass, then start-up objects frozen
+    pacer.tick()
+    return s, pacer
+
+
+def test_freezes_as_sessions_grow_and_reclaims_as_they_fall(restore_gc):
+    # first tick of the process: a full pass, then start-up objects frozen
+    s, pacer = started_pacer()
     assert (pacer.reclaims, pacer.freezes) == (1, 0)
     assert gc.get_freeze_count() > 0, "start-up objects were not frozen"
 
@@ -71,9 +78,7 @@ def test_freezes_as_sessions_grow_and_reclaims_as_they_fall(restore_gc):
 
 
 def test_a_reclaim_waits_for_a_quiet_tick_at_most_its_patience(restore_gc):
-    s = Sessions()
-    pacer = GCPacer(lambda: s.open, lambda: s.opened, growth=50)
-    pacer.tick()
+    s, pacer = started_pacer()
     s.connect(400)
     pacer.tick()
     s.close(300)
@@ -88,9 +93,7 @@ def test_a_reclaim_waits_for_a_quiet_tick_at_most_its_patience(restore_gc):
 
 
 def test_reclaims_after_twice_the_frozen_peak_has_closed(restore_gc):
-    s = Sessions()
-    pacer = GCPacer(lambda: s.open, lambda: s.opened, growth=50)
-    pacer.tick()
+    s, pacer = started_pacer()
     s.connect(100)
     pacer.tick()
     assert pacer.frozen_peak == 100
