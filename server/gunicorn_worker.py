@@ -14,7 +14,10 @@
 #     own (setting handshake_threads).  They are CPU work only, as the
 #     WebSocket is handed off to our reactor at once, so a few threads finish
 #     them as fast as a hundred and leave fewer threads contending for the
-#     GIL; a storm of them queues there, not in front of HTTP requests.  If
+#     GIL; a storm of them queues there, not in front of HTTP requests.
+#     (server.engine's handshake gate, on every server, admits one at a time
+#     too; without this pool, handshakes waiting at that gate would each hold
+#     one of gunicorn's request threads meanwhile.)  If
 #     every handshake thread is held (a WebSocket whose hand-off failed is
 #     served in place, for its life), handshakes go to the request pool;
 #   * everything else goes to gunicorn's request pool, as in gthread.
