@@ -23,6 +23,20 @@
 #     the next if work is left.  Waking one per event made every idle thread
 #     runnable in a burst, all taking turns at the GIL (echo at 100 clients
 #     went from ~0.9x to ~1.9x eventlet's with this).
+#   - Crowding: with the GIL, one thread runs Python at a time, so more
+#     runnable workers do not finish a burst sooner; they lengthen every
+#     thread's wait for the GIL, the server's own included (the reactor, the
+#     thread answering /healthz: each waiter adds about one switch interval).
+#     So no worker takes waiting work while ``crowd`` others run events they
+#     started less than ``fresh`` seconds ago and the process has kept
+#     ``cpu_share`` of a CPU busy since the oldest of those started: those
+#     workers are running or queued at the GIL and take the work when done.
+#     Workers blocked on I/O leave the CPU idle, so they never crowd; long
+#     events (CPU work, slow I/O) stop counting after ``fresh``, so a light
+#     event never waits behind them for longer.  A worker back from an event
+#     asks too, so one that slipped in at a gap is balanced by one stepping
+#     aside.  While work waits this way, one idle worker (the standby)
+#     re-checks every 5 ms (``fresh / 4`` if shorter).
 #   Lock order: the pool has one lock (``_lock``), held only to move tasks
 #   between queues, never while a handler runs.
 #   On close: stop() wakes the workers, which finish the event in hand and exit.
@@ -32,6 +46,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,9 +60,11 @@ class HandlerPool:
 
     def __init__(self, size: int = 32, max_pending: int = 10_000,
                  full_timeout: float = 5.0, ordered: bool = True,
-                 name: str = "handler") -> None:
-        if size < 1 or max_pending < 1:
-            raise ValueError("pool size and max_pending must be positive")
+                 name: str = "handler", crowd: int = 4, fresh: float = 0.02,
+                 cpu_share: float = 0.5) -> None:
+        if size < 1 or max_pending < 1 or crowd < 1 or fresh <= 0 or cpu_share <= 0:
+            raise ValueError("pool size, max_pending, crowd, fresh and cpu_share "
+                             "must be positive")
         self.size = size
         self.max_pending = max_pending
         self.full_timeout = full_timeout
@@ -64,8 +81,15 @@ class HandlerPool:
         self._threads: list[threading.Thread] = []
         self._started = False
         self._space_waiters: list[Callable[[], Any]] = []
+        self.crowd = crowd
+        self.fresh = fresh
+        self.cpu_share = cpu_share
+        self._recheck = min(fresh / 4, 0.005)
         self._idle = 0     # workers waiting for work
         self._waking = 0   # of those, notified and not yet running
+        self._standby = False  # an idle worker re-checks deferred work
+        # worker number -> (monotonic, process CPU seconds) when its event started
+        self._marks: dict[int, tuple[float, float]] = {}
 
     # -- figures for /metrics and /readyz ---------------------------------------
     @property
@@ -80,7 +104,8 @@ class HandlerPool:
         # threads start on first use: constructing the server does no work
         self._started = True
         for n in range(self.size):
-            thread = threading.Thread(target=self._work, name=f"{self.name}-{n}", daemon=True)
+            thread = threading.Thread(target=self._work, args=(n,), name=f"{self.name}-{n}",
+                                      daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -132,25 +157,58 @@ class HandlerPool:
         # (under self._lock) at most one sleeping worker is on its way at a
         # time, and it wakes the next if work is left: a burst of events does
         # not make every idle thread runnable at once to fight for the GIL,
-        # while blocked handlers still get fresh threads, one wake-up apart
+        # while blocked handlers still get fresh threads, one wake-up apart.
+        # When crowded, only a standby is woken (if none is on watch).
         if self._idle > self._waking and not self._waking:
+            if self._standby and self._crowded():
+                return
             self._waking += 1
             self._ready_cv.notify()
 
-    def _work(self) -> None:
+    def _crowded(self) -> bool:
+        # (under self._lock) see "Crowding" in the design note
+        if self._busy < self.crowd:
+            return False
+        now = time.monotonic()
+        horizon = now - self.fresh
+        fresh = [mark for mark in self._marks.values() if mark[0] > horizon]
+        if len(fresh) < self.crowd:
+            return False
+        started, cpu = min(fresh)
+        elapsed = now - started
+        if elapsed < 0.001:
+            return True  # too soon to tell a busy CPU from workers blocked on I/O
+        return time.process_time() - cpu >= elapsed * self.cpu_share
+
+    def _next(self) -> Any:
+        # (under self._lock) the connection to serve next, None to exit.  A
+        # worker coming back from an event asks too: if others slipped in
+        # meanwhile, it is the one that steps aside.
+        while True:
+            if self._stopping and not self._ready:
+                return None
+            if self._ready and not self._crowded():
+                return self._ready.popleft()
+            watch = bool(self._ready) and not self._standby
+            if watch:
+                self._standby = True
+            self._idle += 1
+            notified = self._ready_cv.wait(self._recheck if watch else None)
+            self._idle -= 1
+            if watch:
+                self._standby = False
+            if notified and self._waking:
+                self._waking -= 1
+
+    def _work(self, number: int) -> None:
         while True:
             with self._lock:
-                while not (self._ready or self._stopping):
-                    self._idle += 1
-                    self._ready_cv.wait()
-                    self._idle -= 1
-                    if self._waking:
-                        self._waking -= 1
-                if self._stopping and not self._ready:
+                key = self._next()
+                if key is None:
                     return
-                key = self._ready.popleft()
                 task = self._queues[key].popleft()
                 self._busy += 1
+                self._marks[number] = (time.monotonic(), time.process_time())
                 if self._ready:
                     self._wake_one()
             try:
@@ -165,6 +223,7 @@ class HandlerPool:
                 with self._lock:
                     self._busy -= 1
                     self._pending -= 1
+                    del self._marks[number]
                     self._space_cv.notify()
                     if self._space_waiters and self._pending < self.max_pending:
                         waiters, self._space_waiters = self._space_waiters, []

@@ -1,5 +1,6 @@
 """The bounded handler pool: order per connection, fairness, bounds."""
 import threading
+import time
 
 import socketio as sio_client
 from flask import Flask
@@ -122,3 +123,77 @@ def test_busy_handler_does_not_delay_other_clients_or_pings():
             release.set()
             slow.disconnect()
             fast.disconnect()
+
+
+def _spin(seconds):
+    # CPU work holding the GIL except at the interpreter's switches
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_a_burst_of_cpu_work_wakes_no_more_than_crowd_workers():
+    # fresh=10 s: no event ages out during the test; cpu_share=0.1: the
+    # spinning workers count as a busy CPU even on a loaded machine
+    pool = HandlerPool(size=12, crowd=2, fresh=10.0, cpu_share=0.1)
+    lock = threading.Lock()
+    running, peak, done = [0], [0], threading.Event()
+
+    def work(i):
+        def run():
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            _spin(0.002)
+            with lock:
+                running[0] -= 1
+            if i == 199:
+                done.set()
+        return run
+
+    for i in range(200):
+        pool.submit(i % 50, work(i))  # 50 connections, so ordering does not serialise them
+    assert done.wait(30), "the burst did not finish"
+    pool.stop()
+    assert peak[0] <= 2, f"expected at most crowd=2 events running at once, saw {peak[0]}"
+
+
+def test_workers_blocked_on_io_do_not_count_as_crowd():
+    pool = HandlerPool(size=8, crowd=2, fresh=10.0)
+    everyone = threading.Barrier(8, timeout=10)
+    met = []
+
+    def meet():
+        met.append(everyone.wait())  # returns only once all 8 run at once
+
+    for i in range(8):
+        pool.submit(i, meet)
+    deadline = time.monotonic() + 15
+    while len(met) < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pool.stop()
+    assert sorted(met) == list(range(8)), (
+        f"expected 8 blocked events running together, {len(met)} got through the barrier")
+
+
+def test_a_light_event_does_not_wait_behind_long_cpu_events():
+    pool = HandlerPool(size=4, crowd=2, fresh=0.05)
+    light_ran = threading.Event()
+    started = threading.Barrier(3, timeout=10)
+    still_running = []
+
+    def heavy():
+        started.wait()
+        end = time.monotonic() + 10
+        while not light_ran.is_set() and time.monotonic() < end:
+            _spin(0.001)
+        still_running.append(light_ran.is_set())
+
+    pool.submit("a", heavy)
+    pool.submit("b", heavy)
+    started.wait()  # both heavy events run: the crowd is full
+    pool.submit("c", light_ran.set)
+    assert light_ran.wait(10), "a light event waited behind two long CPU-bound events"
+    pool.stop(timeout=15)
+    assert still_running == [True, True], (
+        f"expected both heavy events to be running when the light one ran, got {still_running}")
