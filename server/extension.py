@@ -19,6 +19,7 @@ from .cpu import ProcessPool, apply_switch_interval
 from .errors import ConfigurationError, ConnectionRefusedError
 from .namespace import Namespace
 from .queues import make_client_manager
+from .room_index import IndexedManager
 from .security_cookies import apply_session_defaults
 from .security_sessions import report_sessions
 from .sio import SocketIOServer
@@ -168,6 +169,9 @@ class SocketIO:
             if url:
                 options["client_manager"] = make_client_manager(
                     url, channel=channel, write_only=app is None)
+            else:
+                # finds a client's rooms without scanning all of them (server/room_index.py)
+                options["client_manager"] = IndexedManager()
         if options.get("json") is flask.json:
             options["json"] = _FlaskSafeJSON(app)
         resource = options.pop("path", None) or options.pop("resource", None) or "socket.io"

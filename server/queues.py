@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 from .queue_log import QueueLog
+from .room_index import indexed
 
 #: scheme prefix -> (manager class name, module it needs, the pip extra)
 _MANAGERS: tuple[tuple[tuple[str, ...], str, str, str], ...] = (
@@ -36,7 +37,8 @@ def make_client_manager(url: str, channel: str = "flask-socketio",
         raise ConfigurationError(
             f"message_queue={url!r} needs the {module!r} package, which is not "
             f"installed. Fix: pip install 'server[{extra}]'") from None
-    manager_class = getattr(socketio, class_name)
+    # with the room index, as the in-process manager has (server/room_index.py)
+    manager_class = indexed(getattr(socketio, class_name))
     # a failing queue logs once per problem, not twice per emit (server/queue_log.py)
     logger = QueueLog(logging.getLogger("server.queue"))
     return manager_class(url, channel=channel, write_only=write_only, logger=logger)

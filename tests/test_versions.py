@@ -4,6 +4,7 @@ If one of these fails after an upgrade, re-verify the listed internals
 against the new version's source, then extend the tuple.
 """
 import inspect
+import re
 from importlib.metadata import version
 
 import engineio
@@ -84,6 +85,18 @@ def test_python_socketio_version_and_internals():
                  "_handle_eio_connect", "_handle_eio_message", "_handle_eio_disconnect",
                  "_engineio_server_class"):
         assert callable(getattr(socketio.Server, name)), name
+    # server/room_index.py: every change to Manager.rooms goes through the basic_*
+    # methods it extends, and basic_disconnect's tail is the one it mirrors
+    base = socketio.base_manager.BaseManager
+    writes = re.compile(r"self\.rooms\[.*\]\s*=[^=]|del self\.rooms\[")
+    writers = sorted(name for cls in (base, socketio.Manager, socketio.PubSubManager)
+                     for name, fn in vars(cls).items()
+                     if inspect.isfunction(fn) and writes.search(inspect.getsource(fn)))
+    assert writers == ["__init__", "basic_enter_room", "basic_leave_room"], writers
+    tail = inspect.getsource(base.basic_disconnect)
+    for line in ("del self.callbacks[sid]", "self.pending_connect[namespace].remove(sid)",
+                 "self.pending_disconnect[namespace].remove(sid)"):
+        assert line in tail, line
 
 
 def test_flask_internals():
