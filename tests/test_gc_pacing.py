@@ -29,9 +29,16 @@ def restore_gc():
 
 
 class Sessions:
-    def __init__(self) -> None:
+    """Fake session counts, and pymalloc blocks: 100 per open session, and with
+    ``garbage`` 100 more per closed one (left in cycles until a full pass)."""
+
+    def __init__(self, garbage: bool = True) -> None:
         self.open = 0
         self.opened = 0
+        self.garbage = garbage
+
+    def blocks(self) -> int:
+        return 10_000 + 100 * (self.opened if self.garbage else self.open)
 
     def connect(self, n: int) -> None:
         self.open += n
@@ -41,10 +48,10 @@ class Sessions:
         self.open -= n
 
 
-def started_pacer() -> tuple[Sessions, GCPacer]:
+def started_pacer(garbage: bool = True) -> tuple[Sessions, GCPacer]:
     """A pacer over fake session counts, past its first tick (the start-up pass)."""
-    s = Sessions()
-    pacer = GCPacer(lambda: s.open, lambda: s.opened, growth=50)
+    s = Sessions(garbage)
+    pacer = GCPacer(lambda: s.open, lambda: s.opened, growth=50, blocks=s.blocks)
     pacer.tick()
     return s, pacer
 
@@ -107,6 +114,30 @@ def test_reclaims_after_twice_the_frozen_peak_has_closed(restore_gc):
     s.connect(10)
     pacer.tick()
     assert pacer.reclaims == 2, "no reclaim after 200 sessions closed at a peak of 100"
+
+
+def test_no_full_pass_when_the_closed_sessions_left_no_garbage(restore_gc):
+    s, pacer = started_pacer(garbage=False)  # freed by reference counting
+    s.connect(400)
+    pacer.tick()
+    s.close(300)
+    pacer.tick()
+    pacer.tick()  # a quiet tick at a quarter of the peak
+    assert (pacer.reclaims, pacer.skipped, pacer.frozen_peak) == (1, 1, 100), (
+        "expected the reclaim skipped (memory back to what 100 sessions hold), got "
+        f"{pacer.reclaims - 1} full passes and {pacer.skipped} skipped")
+    # churn with the same memory: still no pass
+    for _ in range(20):
+        s.close(10)
+        s.connect(10)
+        pacer.tick()
+    assert (pacer.reclaims, pacer.skipped) == (1, 2)
+    s.garbage = True  # from now on closed sessions leave cycles: the pass is worth it
+    for _ in range(20):
+        s.close(10)
+        s.connect(10)
+        pacer.tick()
+    assert pacer.reclaims == 2, "no full pass although closed sessions left garbage"
 
 
 def test_one_start_up_pass_per_process_and_a_forked_child_starts_over(restore_gc, monkeypatch):
