@@ -60,7 +60,7 @@ class HandlerPool:
 
     def __init__(self, size: int = 32, max_pending: int = 10_000,
                  full_timeout: float = 5.0, ordered: bool = True,
-                 name: str = "handler", crowd: int = 4, fresh: float = 0.02,
+                 name: str = "handler", crowd: int = 8, fresh: float = 0.02,
                  cpu_share: float = 0.5) -> None:
         if size < 1 or max_pending < 1 or crowd < 1 or fresh <= 0 or cpu_share <= 0:
             raise ValueError("pool size, max_pending, crowd, fresh and cpu_share "
@@ -88,8 +88,10 @@ class HandlerPool:
         self._idle = 0     # workers waiting for work
         self._waking = 0   # of those, notified and not yet running
         self._standby = False  # an idle worker re-checks deferred work
-        # worker number -> (monotonic, process CPU seconds) when its event started
-        self._marks: dict[int, tuple[float, float]] = {}
+        # worker number -> (monotonic, process CPU seconds or None) at its event's start
+        self._marks: dict[int, tuple[float, float | None]] = {}
+        self._verdict = False
+        self._verdict_until = 0.0
 
     # -- figures for /metrics and /readyz ---------------------------------------
     @property
@@ -166,19 +168,31 @@ class HandlerPool:
             self._ready_cv.notify()
 
     def _crowded(self) -> bool:
-        # (under self._lock) see "Crowding" in the design note
+        # (under self._lock) see "Crowding" in the design note.  The verdict
+        # is kept for a millisecond: a burst asks once per event, and the
+        # answer cannot change faster than the GIL changes hands.
         if self._busy < self.crowd:
             return False
         now = time.monotonic()
+        if now >= self._verdict_until:
+            self._verdict = self._judge(now)
+            self._verdict_until = now + 0.001
+        return self._verdict
+
+    def _judge(self, now: float) -> bool:
         horizon = now - self.fresh
-        fresh = [mark for mark in self._marks.values() if mark[0] > horizon]
-        if len(fresh) < self.crowd:
+        fresh = 0
+        since = None  # (start, CPU seconds) of the oldest fresh event with a CPU reading
+        for mark in self._marks.values():
+            if mark[0] > horizon:
+                fresh += 1
+                if mark[1] is not None and (since is None or mark[0] < since[0]):
+                    since = mark
+        if fresh < self.crowd:
             return False
-        started, cpu = min(fresh)
-        elapsed = now - started
-        if elapsed < 0.001:
+        if since is None or now - since[0] < 0.001:
             return True  # too soon to tell a busy CPU from workers blocked on I/O
-        return time.process_time() - cpu >= elapsed * self.cpu_share
+        return time.process_time() - since[1] >= (now - since[0]) * self.cpu_share
 
     def _next(self) -> Any:
         # (under self._lock) the connection to serve next, None to exit.  A
@@ -208,7 +222,10 @@ class HandlerPool:
                     return
                 task = self._queues[key].popleft()
                 self._busy += 1
-                self._marks[number] = (time.monotonic(), time.process_time())
+                # the CPU clock (a system call) is read only by an event
+                # that makes a crowd: only those are asked about later
+                self._marks[number] = (time.monotonic(), time.process_time()
+                                       if self._busy >= self.crowd else None)
                 if self._ready:
                     self._wake_one()
             try:
