@@ -94,6 +94,11 @@ class GCPacer:
             # server in this process, has done it already.
             self._pid = os.getpid()
             self.closed_at_reclaim = closed
+            # the memory level the reclaim check measures sessions from; the
+            # start-up pass measures it again, a child of a frozen parent
+            # (which skips that pass) must not measure from zero
+            self._session_blocks = 0.0
+            self._base_blocks = self.blocks()
             if gc.get_freeze_count():
                 self._freeze(now_open)
             else:

@@ -36,9 +36,10 @@ class Sessions:
         self.open = 0
         self.opened = 0
         self.garbage = garbage
+        self.base = 10_000  # what the application holds
 
     def blocks(self) -> int:
-        return 10_000 + 100 * (self.opened if self.garbage else self.open)
+        return self.base + 100 * (self.opened if self.garbage else self.open)
 
     def connect(self, n: int) -> None:
         self.open += n
@@ -138,6 +139,23 @@ def test_no_full_pass_when_the_closed_sessions_left_no_garbage(restore_gc):
         s.connect(10)
         pacer.tick()
     assert pacer.reclaims == 2, "no full pass although closed sessions left garbage"
+
+
+def test_a_child_of_a_frozen_parent_measures_memory_from_its_own_start(restore_gc):
+    gc.freeze()  # as a pre-fork parent leaves it: the child skips the start-up pass
+    s = Sessions(garbage=False)  # closed sessions freed by reference counting
+    s.base = 1_000_000  # a heap much larger than the sessions', as a real app's
+    pacer = GCPacer(lambda: s.open, lambda: s.opened, growth=50, blocks=s.blocks)
+    pacer.tick()
+    assert pacer.reclaims == 0 and pacer.freezes == 1
+    s.connect(400)
+    pacer.tick()
+    s.close(300)
+    pacer.tick()
+    pacer.tick()
+    assert (pacer.reclaims, pacer.skipped) == (0, 1), (
+        "a full pass ran although the closed sessions left nothing: the child measured "
+        f"its memory from zero ({pacer.reclaims} passes, {pacer.skipped} skipped)")
 
 
 def test_one_start_up_pass_per_process_and_a_forked_child_starts_over(restore_gc, monkeypatch):
