@@ -15,6 +15,7 @@
 """Client managers that find a client's rooms without scanning every room."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import socketio
@@ -77,6 +78,7 @@ class IndexedManager(RoomIndex, socketio.Manager):
     """python-socketio's in-process Manager with the room index."""
 
 
+@functools.cache  # one class per manager class, not one per server built
 def indexed(manager_class: type) -> type:
     """``manager_class`` (a python-socketio manager) with the room index mixed in."""
     if issubclass(manager_class, RoomIndex):
