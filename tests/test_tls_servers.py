@@ -22,8 +22,10 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -272,19 +274,7 @@ def run_js_over_tls(url: str, ca: str, transports: list[str], scenario: str) -> 
 def test_python_client_exchanges_acked_events(servers, transports):
     name, started = servers
     server = started["ec"]
-    try:
-        used = exchange_acked_events(server.url, server.ca, transports, server.log_tail)
-    except AssertionError as failure:
-        # A known, unfixed intermittent fault (in about one run of this test
-        # in four on the 2-core machines, at 9dc257b as now): a TLS WebSocket
-        # is closed right after the client's first event, or its connect
-        # fails, with no line in the server's log, on gunicorn's TLS and on
-        # uWSGI's HTTPS router alike: cause not found yet.  Only these two
-        # signatures, on the WebSocket case, are excused; anything else fails.
-        known = ("disconnected for ['transport error']", "failed: Unexpected connection error")
-        if transports == ["websocket"] and any(text in str(failure) for text in known):
-            pytest.xfail(f"{name}: known intermittent TLS WebSocket fault: {str(failure)[:400]}")
-        raise
+    used = exchange_acked_events(server.url, server.ca, transports, server.log_tail)
     assert used == transports[-1], f"{name}: expected to end on {transports[-1]}, used {used}"
 
 
@@ -295,6 +285,90 @@ def test_js_client_exchanges_acked_events(servers, transports):
     result = run_js_over_tls(server.url, server.ca, transports, "connect_auth")
     assert result.get("ok"), f"{name}: JS client over {transports}: {result}"
     assert result["transport"] == transports[0], result
+
+
+class _CountingSSLSocket(ssl.SSLSocket):
+    """Counts the times a recv and a send were inside one TLS connection at once.
+
+    Subclassed per use with its own ``counts`` and ``counts_lock``.
+    """
+
+    counts: dict[str, int]
+    counts_lock: threading.Lock
+
+    def _enter(self, side: str) -> None:
+        with self.counts_lock:
+            self.counts[side] += 1
+            if self.counts["send" if side == "recv" else "recv"]:
+                self.counts["overlaps"] += 1
+
+    def _leave(self, side: str) -> None:
+        with self.counts_lock:
+            self.counts[side] -= 1
+
+    def recv(self, *args, **kwargs):
+        self._enter("recv")
+        try:
+            return super().recv(*args, **kwargs)
+        finally:
+            self._leave("recv")
+
+    def send(self, *args, **kwargs):
+        self._enter("send")
+        try:
+            return super().send(*args, **kwargs)
+        finally:
+            self._leave("send")
+
+
+def _acked_echoes(url: str, ca: str, websocket_class: type, count: int) -> int:
+    """``count`` acked echoes sent by one thread while another reads; the overlaps seen."""
+    import websocket  # websocket-client, as python-socketio's threaded client uses it
+
+    context = ssl.create_default_context(cafile=ca)
+    counts = {"recv": 0, "send": 0, "overlaps": 0}
+    context.sslsocket_class = type("Counting", (_CountingSSLSocket,),
+                                   {"counts": counts, "counts_lock": threading.Lock()})
+    ws = websocket.create_connection(url.replace("https", "wss") + "/socket.io/?EIO=4&"
+                                     "transport=websocket", class_=websocket_class, timeout=20,
+                                     sslopt={"context": context}, enable_multithread=True)
+    try:
+        assert ws.recv().startswith("0{"), "expected engine.io's OPEN packet first"
+        ws.send("40")
+        acks: set[int] = set()
+        all_acked = threading.Event()
+
+        def read() -> None:
+            while len(acks) < count:
+                message = ws.recv()
+                if message.startswith("43"):
+                    acks.add(int(message[2:message.index("[")]))
+            all_acked.set()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        for ack_id in range(count):
+            ws.send(f'42{ack_id}["echo",{{"n":{ack_id}}}]')
+        assert all_acked.wait(30), f"expected {count} acks, got {len(acks)} in 30 s"
+        return counts["overlaps"]
+    finally:
+        ws.close()
+
+
+def test_serial_tls_websocket_never_reads_and_writes_at_once(servers):
+    """server.tls_client.SerialTLSWebSocket, the fix docs/tls.md gives python-socketio's
+    client users: its reads and writes never overlap in OpenSSL, where websocket-client's
+    own class overlaps them all the time (its reader waits inside recv)."""
+    from websocket import WebSocket
+
+    from server.tls_client import SerialTLSWebSocket
+
+    name, started = servers
+    server = started["ec"]
+    stock = _acked_echoes(server.url, server.ca, WebSocket, 50)
+    serial = _acked_echoes(server.url, server.ca, SerialTLSWebSocket, 50)
+    assert stock > 0, f"{name}: websocket-client's own class showed no overlap: the probe is blind"
+    assert serial == 0, f"{name}: SerialTLSWebSocket read and wrote at once {serial} times"
 
 
 def test_websocket_handoff_over_tls(servers):

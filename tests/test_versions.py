@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 # internals we use -> where
 ENGINEIO_TESTED = ("4.15.1",)
 SOCKETIO_TESTED = ("5.18.1",)
+WEBSOCKET_CLIENT_TESTED = ("1.9.2",)
 
 
 
@@ -107,3 +108,22 @@ def test_flask_internals():
         f"Flask {v}: the event context skips URL matching by overriding match_request")
     assert callable(getattr(FlaskClient, "_add_cookies_to_wsgi", None)), (
         f"Flask {v}: the test client injects cookies with FlaskClient._add_cookies_to_wsgi")
+
+
+def test_websocket_client_version_and_internals():
+    """server/tls_client.py overrides websocket-client's WebSocket._send/_recv."""
+    import websocket
+
+    v = version("websocket-client")
+    assert _minor(v) in {_minor(t) for t in WEBSOCKET_CLIENT_TESTED}, (
+        f"websocket-client {v} is untested: re-verify server/tls_client.py (every read "
+        f"goes through WebSocket._recv, every write through WebSocket._send, both on "
+        f"self.sock; _recv's end-of-stream handling; settimeout sets self.sock's timeout)")
+    init_src = inspect.getsource(websocket.WebSocket.__init__)
+    assert "frame_buffer(self._recv" in init_src
+    assert "self.dispatcher" in inspect.getsource(websocket.WebSocket._send)
+    for name in ("_send", "_recv", "settimeout"):
+        assert callable(getattr(websocket.WebSocket, name)), name
+    # python-engineio's client passes websocket_extra_options to create_connection
+    assert "websocket_extra_options" in inspect.getsource(engineio.Client._connect_websocket)
+    assert "class_" in inspect.signature(websocket.create_connection).parameters
