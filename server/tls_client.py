@@ -67,13 +67,18 @@ class SerialTLSWebSocket(websocket.WebSocket):
         with self._tls_lock:
             super().settimeout(timeout)
 
+    def _deadline(self, sock: ssl.SSLSocket) -> float | None:
+        with self._tls_lock:  # not while the other side has switched to non-blocking
+            timeout = sock.gettimeout()
+        return None if timeout is None else time.monotonic() + timeout
+
     def _send(self, data: str | bytes) -> int:
         sock = self.sock
         if not isinstance(sock, ssl.SSLSocket) or self.dispatcher:
             return super()._send(data)
         if isinstance(data, str):
             data = data.encode("utf-8")
-        deadline = _deadline(sock)
+        deadline = self._deadline(sock)
         while True:
             with self._tls_lock:
                 timeout = sock.gettimeout()
@@ -93,7 +98,7 @@ class SerialTLSWebSocket(websocket.WebSocket):
         sock = self.sock
         if not isinstance(sock, ssl.SSLSocket):
             return super()._recv(bufsize)
-        deadline = _deadline(sock)
+        deadline = self._deadline(sock)
         while True:
             with self._tls_lock:
                 buffered = sock.pending()  # SSL_pending is an OpenSSL call too
@@ -119,11 +124,6 @@ class SerialTLSWebSocket(websocket.WebSocket):
             self.connected = False
             raise websocket.WebSocketConnectionClosedException("Connection to remote host was lost.")
         return data
-
-
-def _deadline(sock: ssl.SSLSocket) -> float | None:
-    timeout = sock.gettimeout()
-    return None if timeout is None else time.monotonic() + timeout
 
 
 def _wait(sock: ssl.SSLSocket, events: int, deadline: float | None) -> None:

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -290,21 +291,20 @@ def test_js_client_exchanges_acked_events(servers, transports):
 class _CountingSSLSocket(ssl.SSLSocket):
     """Counts the times a recv and a send were inside one TLS connection at once.
 
-    Subclassed per use with its own ``counts`` and ``counts_lock``.
+    Made per connection by :func:`_probed_websocket`, with its own ``probe``.
     """
 
-    counts: dict[str, int]
-    counts_lock: threading.Lock
+    probe: dict[str, Any]
 
     def _enter(self, side: str) -> None:
-        with self.counts_lock:
-            self.counts[side] += 1
-            if self.counts["send" if side == "recv" else "recv"]:
-                self.counts["overlaps"] += 1
+        with self.probe["lock"]:
+            self.probe[side] += 1
+            if self.probe["send" if side == "recv" else "recv"]:
+                self.probe["overlaps"] += 1
 
     def _leave(self, side: str) -> None:
-        with self.counts_lock:
-            self.counts[side] -= 1
+        with self.probe["lock"]:
+            self.probe[side] -= 1
 
     def recv(self, *args, **kwargs):
         self._enter("recv")
@@ -316,25 +316,35 @@ class _CountingSSLSocket(ssl.SSLSocket):
     def send(self, *args, **kwargs):
         self._enter("send")
         try:
+            self.probe["sending"].set()
+            time.sleep(self.probe["send_delay"])  # widens a send, so that races show
             return super().send(*args, **kwargs)
         finally:
             self._leave("send")
 
 
-def _acked_echoes(url: str, ca: str, websocket_class: type, count: int) -> int:
-    """``count`` acked echoes sent by one thread while another reads; the overlaps seen."""
+def _probed_websocket(server: HTTPSServer, websocket_class: type) -> tuple[Any, dict]:
+    """A Socket.IO-connected websocket-client connection, and its TLS socket's probe."""
     import websocket  # websocket-client, as python-socketio's threaded client uses it
 
-    context = ssl.create_default_context(cafile=ca)
-    counts = {"recv": 0, "send": 0, "overlaps": 0}
-    context.sslsocket_class = type("Counting", (_CountingSSLSocket,),
-                                   {"counts": counts, "counts_lock": threading.Lock()})
-    ws = websocket.create_connection(url.replace("https", "wss") + "/socket.io/?EIO=4&"
+    probe: dict[str, Any] = {"recv": 0, "send": 0, "overlaps": 0, "lock": threading.Lock(),
+                             "sending": threading.Event(), "send_delay": 0.0}
+    context = ssl.create_default_context(cafile=server.ca)
+    context.sslsocket_class = type("Probed", (_CountingSSLSocket,), {"probe": probe})
+    ws = websocket.create_connection(f"wss://127.0.0.1:{server.port}/socket.io/?EIO=4&"
                                      "transport=websocket", class_=websocket_class, timeout=20,
                                      sslopt={"context": context}, enable_multithread=True)
+    assert ws.recv().startswith("0{"), "expected engine.io's OPEN packet first"
+    ws.send("40")
+    while not ws.recv().startswith("40{"):
+        pass  # the welcome event comes first
+    return ws, probe
+
+
+def _overlaps_in_acked_echoes(server: HTTPSServer, websocket_class: type, count: int) -> int:
+    """``count`` acked echoes sent by this thread while another reads; the overlaps seen."""
+    ws, probe = _probed_websocket(server, websocket_class)
     try:
-        assert ws.recv().startswith("0{"), "expected engine.io's OPEN packet first"
-        ws.send("40")
         acks: set[int] = set()
         all_acked = threading.Event()
 
@@ -345,12 +355,11 @@ def _acked_echoes(url: str, ca: str, websocket_class: type, count: int) -> int:
                     acks.add(int(message[2:message.index("[")]))
             all_acked.set()
 
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
+        threading.Thread(target=read, daemon=True).start()
         for ack_id in range(count):
             ws.send(f'42{ack_id}["echo",{{"n":{ack_id}}}]')
         assert all_acked.wait(30), f"expected {count} acks, got {len(acks)} in 30 s"
-        return counts["overlaps"]
+        return probe["overlaps"]
     finally:
         ws.close()
 
@@ -364,11 +373,31 @@ def test_serial_tls_websocket_never_reads_and_writes_at_once(servers):
     from server.tls_client import SerialTLSWebSocket
 
     name, started = servers
-    server = started["ec"]
-    stock = _acked_echoes(server.url, server.ca, WebSocket, 50)
-    serial = _acked_echoes(server.url, server.ca, SerialTLSWebSocket, 50)
+    stock = _overlaps_in_acked_echoes(started["ec"], WebSocket, 50)
+    serial = _overlaps_in_acked_echoes(started["ec"], SerialTLSWebSocket, 50)
     assert stock > 0, f"{name}: websocket-client's own class showed no overlap: the probe is blind"
     assert serial == 0, f"{name}: SerialTLSWebSocket read and wrote at once {serial} times"
+
+
+def test_serial_tls_websocket_reader_keeps_its_timeout_during_a_write(servers):
+    """A read that starts while a write is under way waits for data with its own
+    timeout (20 s), not the write's momentary non-blocking mode."""
+    from server.tls_client import SerialTLSWebSocket
+
+    name, started = servers
+    ws, probe = _probed_websocket(started["ec"], SerialTLSWebSocket)
+    try:
+        probe["sending"].clear()
+        probe["send_delay"] = 0.3
+        writer = threading.Thread(target=ws.send, args=('421["echo",{"n":1}]',), daemon=True)
+        writer.start()
+        assert probe["sending"].wait(10), "the write never reached the TLS socket"
+        # the read starts 0.3 s before the echo leaves, so nothing can be there yet
+        reply = ws.recv()
+        assert reply.startswith("431["), f"{name}: expected the echo's ack, got {reply!r}"
+        writer.join(10)
+    finally:
+        ws.close()
 
 
 def test_websocket_handoff_over_tls(servers):
