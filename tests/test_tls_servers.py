@@ -341,27 +341,51 @@ def _probed_websocket(server: HTTPSServer, websocket_class: type) -> tuple[Any, 
     return ws, probe
 
 
-def _overlaps_in_acked_echoes(server: HTTPSServer, websocket_class: type, count: int) -> int:
-    """``count`` acked echoes sent by this thread while another reads; the overlaps seen."""
-    ws, probe = _probed_websocket(server, websocket_class)
-    try:
-        acks: set[int] = set()
-        all_acked = threading.Event()
+def _overlaps_in_acked_echoes(server: HTTPSServer, websocket_class: type, count: int,
+                              require_all: bool) -> int:
+    """``count`` acked echoes sent by this thread while another reads; the overlaps seen.
 
-        def read() -> None:
+    With ``require_all`` false the exchange may end early: websocket-client's
+    own class now and then drops a healthy TLS connection (the fault the
+    overlaps cause), and the overlaps seen until then are the result.
+    """
+    import websocket
+
+    ws, probe = _probed_websocket(server, websocket_class)
+    acks: set[int] = set()
+    failures: list[BaseException] = []
+    finished = threading.Event()
+
+    def read() -> None:
+        try:
             while len(acks) < count:
                 message = ws.recv()
                 if message.startswith("43"):
                     acks.add(int(message[2:message.index("[")]))
-            all_acked.set()
+        except (OSError, websocket.WebSocketException) as exc:
+            failures.append(exc)
+        finally:
+            finished.set()
 
+    try:
         threading.Thread(target=read, daemon=True).start()
-        for ack_id in range(count):
-            ws.send(f'42{ack_id}["echo",{{"n":{ack_id}}}]')
-        assert all_acked.wait(30), f"expected {count} acks, got {len(acks)} in 30 s"
+        try:
+            for ack_id in range(count):
+                ws.send(f'42{ack_id}["echo",{{"n":{ack_id}}}]')
+        except (OSError, websocket.WebSocketException) as exc:
+            failures.append(exc)
+        assert finished.wait(30), f"expected {count} acks within 30 s, got {len(acks)}"
+        if require_all:
+            assert not failures and len(acks) == count, (
+                f"{websocket_class.__name__}: expected {count} acks, got {len(acks)}; "
+                f"errors: {failures}")
         return probe["overlaps"]
     finally:
-        ws.close()
+        try:
+            ws.close()
+        except (OSError, websocket.WebSocketException):
+            if require_all:
+                raise  # a connection that dropped may fail to close; ours must not drop
 
 
 def test_serial_tls_websocket_never_reads_and_writes_at_once(servers):
@@ -373,8 +397,8 @@ def test_serial_tls_websocket_never_reads_and_writes_at_once(servers):
     from server.tls_client import SerialTLSWebSocket
 
     name, started = servers
-    stock = _overlaps_in_acked_echoes(started["ec"], WebSocket, 50)
-    serial = _overlaps_in_acked_echoes(started["ec"], SerialTLSWebSocket, 50)
+    stock = _overlaps_in_acked_echoes(started["ec"], WebSocket, 50, require_all=False)
+    serial = _overlaps_in_acked_echoes(started["ec"], SerialTLSWebSocket, 50, require_all=True)
     assert stock > 0, f"{name}: websocket-client's own class showed no overlap: the probe is blind"
     assert serial == 0, f"{name}: SerialTLSWebSocket read and wrote at once {serial} times"
 
