@@ -303,6 +303,24 @@ class SocketIOServer(socketio.Server):
             self._handle_connect(eio_sid, pkt.namespace, pkt.data)
         else:
             self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+            self._end_poll_if_gone(eio_sid)
+
+    def _end_poll_if_gone(self, eio_sid: str) -> None:
+        """Answer a polling client's pending long-poll once it has left every namespace.
+
+        python-engineio's threaded client sometimes drops its Engine.IO CLOSE
+        on disconnect (its writer stops as soon as the state changes, which can
+        be before the CLOSE is sent), and then waits for its pending GET: up to
+        a ping interval (25 s), holding one of our request threads as long.  A
+        NOOP ends that poll at once; any client ignores it, and the session
+        itself still ends as before (CLOSE, or the ping timeout).
+        """
+        if any(self.manager.sid_from_eio_sid(eio_sid, namespace) is not None
+               for namespace in list(self.manager.get_namespaces())):
+            return
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and not socket.upgraded and not socket.closed:
+            socket.send(eio_packet.Packet(eio_packet.NOOP))
 
     def _protocol_error(self, eio_sid: str, reason: str) -> None:
         self._protocol_warning.warning("closing session %s: %s", eio_sid, reason)

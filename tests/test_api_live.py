@@ -1,7 +1,11 @@
 """The Flask-SocketIO API over real HTTP, with python-socketio's Client."""
+import json
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 import socketio as sio_client
 
 from tests.chat_app import create_app, create_wildcard_app
@@ -227,3 +231,66 @@ def test_websocket_compression_is_a_setting(compression):
                 if line.startswith("sec-websocket-extensions")]
     assert bool(accepted and "permessage-deflate" in accepted[0]) is compression, (
         f"websocket_compression={compression}: server answered {accepted!r}")
+
+
+# -- a polling client leaving ----------------------------------------------------------
+def _polling_session(url: str) -> tuple[str, Callable[[str], None], Callable[[], list[str]]]:
+    """A raw Engine.IO polling session: (its query string, post(body), get() -> packets)."""
+    base = f"{url}/socket.io/?EIO=4&transport=polling"
+    sid = json.loads(requests.get(base, timeout=10).text[1:])["sid"]
+    query = f"{base}&sid={sid}"
+
+    def post(body: str) -> None:
+        answer = requests.post(query, data=body.encode(), timeout=10)
+        assert answer.status_code == 200, f"POST {body!r}: {answer.status_code} {answer.text}"
+
+    def get() -> list[str]:
+        answer = requests.get(query, timeout=30)
+        assert answer.status_code == 200, f"GET: {answer.status_code} {answer.text}"
+        return answer.text.split("\x1e")
+
+    return query, post, get
+
+
+def _read_until(get: Callable[[], list[str]], *prefixes: str) -> None:
+    """Poll until a packet starting with each prefix has come (at most 5 polls)."""
+    missing = set(prefixes)
+    for _ in range(5):
+        for packet in get():
+            missing -= {p for p in missing if packet.startswith(p)}
+        if not missing:
+            return
+    raise AssertionError(f"expected packets starting with {sorted(missing)} within 5 polls")
+
+
+def test_leaving_the_last_namespace_ends_the_pending_poll(live):
+    """python-engineio's client can lose its CLOSE on disconnect and then waits for its
+    pending long-poll (up to 25 s, holding a request thread): leaving the last namespace
+    answers that poll at once with a NOOP (packet "6")."""
+    _app, _socketio, url = live
+    _query, post, get = _polling_session(url)
+    post("40")
+    _read_until(get, "40{")
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(get)  # answered by the NOOP, whether it is sent before or after
+        post("41")
+        try:
+            packets = pending.result(20)
+        except TimeoutError:
+            pytest.fail("the pending poll was still open 20 s after the client left '/'")
+    assert packets == ["6"], f"expected the pending poll to end with a NOOP, got {packets}"
+
+
+def test_leaving_one_of_two_namespaces_keeps_the_poll_open(live):
+    _app, _socketio, url = live
+    _query, post, get = _polling_session(url)
+    post("40")
+    post("40/chat,")
+    _read_until(get, "40{", "40/chat,{")
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(get)
+        post("41/chat,")  # handled before the POST returns: a NOOP would be queued by now
+        post('421["echo","still here"]')
+        packets = pending.result(20)
+    assert "6" not in packets and '431["still here"]' in packets, (
+        f"expected only the echo's ack while '/' stays connected, got {packets}")
