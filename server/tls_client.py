@@ -10,8 +10,9 @@
 #   clients at a time on 2 cores: 20 exchanges in 3,600 dropped, against
 #   gunicorn and uWSGI alike; 0 in 3,600 with this class.
 #   SerialTLSWebSocket keeps one lock per connection around every OpenSSL
-#   call.  Neither side blocks while holding it: each waits for the socket to
-#   be readable or writable outside the lock, then reads or writes without
+#   call (server/tls_io.py, which the server's own TLS WebSocket uses too).
+#   Neither side blocks while holding it: each waits for the socket to be
+#   readable or writable outside the lock, then reads or writes without
 #   blocking inside it, so a writer stuck on a full send buffer never keeps
 #   the reader from draining the peer (no deadlock when both sides send a
 #   lot).  websocket-client's own locks (one for writers, one for readers)
@@ -35,12 +36,8 @@ connection at once.
 """
 from __future__ import annotations
 
-import contextlib
-import selectors
 import ssl
 import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 try:
@@ -48,6 +45,8 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("server.tls_client needs websocket-client: "
                       "pip install 'python-socketio[client]'") from exc
+
+from .tls_io import deadline_of, non_blocking, recv_exclusive, wait_ready
 
 __all__ = ["SerialTLSWebSocket"]
 
@@ -69,20 +68,15 @@ class SerialTLSWebSocket(websocket.WebSocket):
         with self._tls_lock:
             super().settimeout(timeout)
 
-    def _deadline(self, sock: ssl.SSLSocket) -> float | None:
-        with self._tls_lock:  # not while the other side has switched to non-blocking
-            timeout = sock.gettimeout()
-        return None if timeout is None else time.monotonic() + timeout
-
     def _send(self, data: str | bytes) -> int:
         sock = self.sock
         if not isinstance(sock, ssl.SSLSocket) or self.dispatcher:
             return super()._send(data)
         if isinstance(data, str):
             data = data.encode("utf-8")
-        deadline = self._deadline(sock)
+        deadline = deadline_of(sock, self._tls_lock)
         while True:
-            with self._tls_lock, _non_blocking(sock):
+            with self._tls_lock, non_blocking(sock):
                 try:
                     return sock.send(data)
                 except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
@@ -90,27 +84,16 @@ class SerialTLSWebSocket(websocket.WebSocket):
                 except ssl.SSLEOFError as exc:
                     raise websocket.WebSocketConnectionClosedException(
                         "socket is already closed.") from exc
-            _wait(sock, selectors.EVENT_WRITE, deadline)
+            _wait(sock, deadline)
 
     def _recv(self, bufsize: int) -> bytes:
         sock = self.sock
         if not isinstance(sock, ssl.SSLSocket):
             return super()._recv(bufsize)
-        deadline = self._deadline(sock)
-        while True:
-            with self._tls_lock:
-                buffered = sock.pending()  # SSL_pending is an OpenSSL call too
-            if not buffered:
-                _wait(sock, selectors.EVENT_READ, deadline)
-            with self._tls_lock, _non_blocking(sock):
-                try:
-                    data = sock.recv(bufsize)
-                    break
-                except (ssl.SSLWantReadError, BlockingIOError):
-                    continue  # only part of a TLS record is here: wait for the rest
-                except ssl.SSLWantWriteError:
-                    pass
-            _wait(sock, selectors.EVENT_WRITE, deadline)
+        try:
+            data = recv_exclusive(sock, self._tls_lock, bufsize)
+        except TimeoutError as exc:
+            raise websocket.WebSocketTimeoutException("Connection timed out") from exc
         if not data:
             # as websocket-client does at the end of the stream
             sock.close()
@@ -120,25 +103,11 @@ class SerialTLSWebSocket(websocket.WebSocket):
         return data
 
 
-@contextlib.contextmanager
-def _non_blocking(sock: ssl.SSLSocket) -> Iterator[None]:
-    """Non-blocking for one OpenSSL call; the caller holds the connection's lock."""
-    timeout = sock.gettimeout()
-    sock.settimeout(0)
-    try:
-        yield
-    finally:
-        sock.settimeout(timeout)
-
-
-def _wait(sock: ssl.SSLSocket, events: int, deadline: float | None) -> None:
-    """Block until ``sock`` is ready for ``events``; WebSocketTimeoutException at the deadline."""
+def _wait(sock: ssl.SSLSocket, deadline: float | None) -> None:
+    """Wait until ``sock`` is writable, in websocket-client's exceptions."""
     if sock.fileno() < 0:
         raise websocket.WebSocketConnectionClosedException("socket is already closed.")
-    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-    # a selector, not poll(): the client also runs on Windows.  Errors and
-    # hang-ups count as ready: the read or write that follows says which.
-    with selectors.DefaultSelector() as selector:
-        selector.register(sock, events)
-        if not selector.select(wait):
-            raise websocket.WebSocketTimeoutException("Connection timed out")
+    try:
+        wait_ready(sock, True, deadline)
+    except TimeoutError as exc:
+        raise websocket.WebSocketTimeoutException("Connection timed out") from exc

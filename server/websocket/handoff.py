@@ -16,8 +16,9 @@
 #   write at once from two threads (seen here as messages lost now and then
 #   in the first exchanges, when TLS 1.3 session tickets arrive), so the
 #   reader waits for data outside the lock and reads without blocking inside
-#   it.  Nothing blocks while holding the lock but sendall to a slow peer;
-#   close() from another thread can bound its wait.
+#   it (server/tls_io.py, shared with the client side).  Nothing blocks
+#   while holding the lock but sendall to a slow peer; close() from another
+#   thread can bound its wait.
 #   Lock order: self._lock, then self._fd_lock (which only guards close
 #   against abort's shutdown, so an fd number is never shut after reuse).
 #   The registry never holds its own lock while calling into a connection.
@@ -34,7 +35,6 @@
 from __future__ import annotations
 
 import logging
-import select
 import socket
 import ssl
 import threading
@@ -58,6 +58,7 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from ..tls_io import recv_exclusive
 from .drivers import GATE_KEY, REFUSAL_KEY, find_driver
 
 log = logging.getLogger("server.websocket")
@@ -305,7 +306,8 @@ class HandoffWebSocket:
         assert self.socket is not None
         try:
             if isinstance(self.socket, ssl.SSLSocket):
-                data = self._recv_tls(self.socket)
+                # never overlapping a write (see the design note)
+                data = recv_exclusive(self.socket, self._lock, self._receive_bytes)
             else:
                 data = self.socket.recv(self._receive_bytes)
         except OSError:  # reset, timeout, shut down by abort()
@@ -315,26 +317,6 @@ class HandoffWebSocket:
             return False
         self._receive(data)
         return True
-
-    def _recv_tls(self, sock: ssl.SSLSocket) -> bytes:
-        """recv() on a TLS socket that never overlaps a write (see the design note)."""
-        timeout = sock.gettimeout()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        while True:
-            if not sock.pending():
-                wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if not poller.poll(None if wait is None else wait * 1000):
-                    raise TimeoutError("WebSocket read timed out")
-            with self._lock:
-                try:
-                    sock.setblocking(False)
-                    return sock.recv(self._receive_bytes)
-                except (ssl.SSLWantReadError, BlockingIOError):
-                    pass  # only part of a TLS record is here: wait for the rest
-                finally:
-                    sock.settimeout(timeout)
 
     def close(self, code: int = CloseReason.NORMAL_CLOSURE, reason: str | None = None,
               timeout: float | None = None) -> None:
