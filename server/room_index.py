@@ -74,13 +74,14 @@ class RoomIndex:
                 if room is not None]
 
 
-class IndexedManager(RoomIndex, socketio.Manager):
-    """python-socketio's in-process Manager with the room index."""
-
-
 @functools.cache  # one class per manager class, not one per server built
 def indexed(manager_class: type) -> type:
     """``manager_class`` (a python-socketio manager) with the room index mixed in."""
     if issubclass(manager_class, RoomIndex):
         return manager_class
     return type(f"Indexed{manager_class.__name__}", (RoomIndex, manager_class), {})
+
+
+#: python-socketio's in-process Manager with the room index (the same class
+#: indexed(socketio.Manager) returns)
+IndexedManager = indexed(socketio.Manager)
