@@ -6,21 +6,20 @@
 #   connections and finishes requests) peeks at the request head of each new
 #   plain-HTTP connection (recv with MSG_PEEK | MSG_DONTWAIT: the bytes stay
 #   for gunicorn's parser) and sends it one of three ways:
-#   * the health and readiness paths are answered right there, from plain
-#     attributes (OpsMiddleware.answer_inline: no app code, no lock), and the
+#   * the health and readiness paths are answered right there (server.front:
+#     Front.inline, from plain attributes, no app code, no lock), and the
 #     connection is closed: a probe never waits for a request thread, so it
 #     passes while every request thread is busy or a connect storm is on;
-#   * WebSocket handshakes for the Socket.IO path go to a small pool of their
-#     own (setting handshake_threads).  They are CPU work only, as the
-#     WebSocket is handed off to our reactor at once, so a few threads finish
-#     them as fast as a hundred and leave fewer threads contending for the
-#     GIL; a storm of them queues there, not in front of HTTP requests.
-#     (server.engine's handshake gate, on every server, admits one at a time
-#     too; without this pool, handshakes waiting at that gate would each hold
-#     one of gunicorn's request threads meanwhile.)  If
-#     every handshake thread is held (a WebSocket whose hand-off failed is
-#     served in place, for its life), handshakes go to the request pool;
+#   * WebSocket handshakes for the Socket.IO path go to the handshake lane
+#     (server.front.HandshakeLane, setting handshake_threads), not in front
+#     of HTTP requests.  (server.engine's handshake gate, on every server,
+#     admits one at a time too; without the lane, handshakes waiting at that
+#     gate would each hold one of gunicorn's request threads meanwhile.)  If
+#     every lane thread is held (a WebSocket whose hand-off failed is served
+#     in place, for its life), handshakes go to the request pool;
 #   * everything else goes to gunicorn's request pool, as in gthread.
+#   The accepting thread takes up to ACCEPT_BATCH connections per turn of its
+#   loop (gthread: one), within worker_connections.
 #   A connection with no bytes yet waits in the main loop's poller (gunicorn's
 #   pending list, closed if silent as long as gthread would allow) instead of
 #   in a thread.
@@ -31,10 +30,8 @@
 #   already received and the send of a < 1 KB answer into the empty send
 #   buffer of a fresh connection are non-blocking calls.
 #   Locks: none of ours.  Finished handshakes reach the main thread through
-#   gunicorn's method_queue, like its own requests; _handshakes_started is
-#   written by handshake threads and read by the main thread, one dict
-#   operation at a time.
-#   On close: the handshake pool is shut down with gunicorn's request pool.
+#   gunicorn's method_queue, like its own requests.
+#   On close: the handshake lane is shut down with gunicorn's request pool.
 #   Relies on gthread internals (accept, enqueue_req, finish_request,
 #   method_queue, pending_conns, poller, TConn.data_ready):
 #   tests/test_handoff_versions.py pins the gunicorn versions this was checked
@@ -48,23 +45,18 @@ settings are unchanged.
 """
 from __future__ import annotations
 
-import email.utils
 import errno
 import logging
 import os
 import selectors
 import socket
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from gunicorn.workers import gthread
 
-from .ops import OpsMiddleware
+from .front import ACCEPT_BATCH, Front, HandshakeLane, encode_answer, probe_environ
 from .settings import server_value
 
 __all__ = ["RequestHead", "ThreadWorker", "parse_head"]
@@ -76,9 +68,6 @@ HEAD_LIMIT = 8192
 #: seconds a new connection may stay silent before it is closed, plus the
 #: keep-alive setting: gthread waits this long in a thread, then keepalive more
 _FIRST_BYTES_TIMEOUT = gthread.DEFAULT_WORKER_DATA_TIMEOUT
-_METHODS_INLINE = ("GET", "HEAD")
-#: seconds on one handshake after which a handshake thread counts as held
-HANDSHAKE_HELD_AFTER = 1.0
 
 
 @dataclass(frozen=True)
@@ -130,84 +119,46 @@ def parse_head(data: bytes) -> RequestHead | None:
     return RequestHead(method, target, version, tuple(headers), end + 4)
 
 
-@dataclass(frozen=True)
-class _Front:
-    """What the worker answers or routes itself, found in the loaded app."""
-
-    ops: OpsMiddleware | None
-    engineio_path: str | None
-
-    @classmethod
-    def find(cls, app: Any) -> _Front | None:
-        """Walk the WSGI chain (Flask app -> wsgi_app -> .app ...) for our layers."""
-        ops = None
-        node, depth = app, 0
-        while node is not None and depth < 10:
-            if ops is None and isinstance(node, OpsMiddleware):
-                ops = node
-            path = getattr(node, "engineio_path", None)
-            if isinstance(path, str):
-                return cls(ops, path)
-            node = getattr(node, "wsgi_app", None) or getattr(node, "app", None)
-            depth += 1
-        return cls(ops, None) if ops is not None else None
-
-    def inline(self, head: RequestHead, data: bytes) -> bool:
-        return (self.ops is not None and head.method in _METHODS_INLINE
-                and len(data) == head.size  # nothing after the head: no body, no pipelining
-                and head.header("content-length") in (None, "0")
-                and head.header("transfer-encoding") is None
-                and "%" not in head.target
-                # a browser's request: its same-origin check needs the scheme
-                # gunicorn derives from trusted proxy headers, so gunicorn's path
-                and head.header("origin") is None and head.header("sec-fetch-site") is None)
-
-    def handshake(self, head: RequestHead) -> bool:
-        upgrade = head.header("upgrade") or ""
-        return (self.engineio_path is not None and head.target.startswith(self.engineio_path)
-                and "websocket" in upgrade.lower())
-
-
 class ThreadWorker(gthread.ThreadWorker):
     """gunicorn's gthread worker; health probes and WebSocket handshakes kept
     off the request pool (see the design note above)."""
 
     def init_process(self) -> None:
         # before gthread's init_process, which ends in run()
-        self.handshake_threads = server_value("handshake_threads")
-        self.handshake_pool = ThreadPoolExecutor(self.handshake_threads,
-                                                 thread_name_prefix="handshake")
-        #: thread ident -> when its current handshake started (written by the
-        #: handshake threads, read by the main thread: single dict operations)
-        self._handshakes_started: dict[int, float] = {}
-        self._front: _Front | None = None
+        self.handshake_lane = HandshakeLane(server_value("handshake_threads"))
+        self._front: Front | None = None
         super().init_process()
 
     def run(self) -> None:
         # the app is loaded by now (in this process, or before the fork)
-        front = None if self.cfg.is_ssl else _Front.find(self.wsgi)
+        front = None if self.cfg.is_ssl else Front.find(self.wsgi)
         # a SCRIPT_NAME prefix changes PATH_INFO in gunicorn's environ; ours would differ
         if front is not None and os.environ.get("SCRIPT_NAME"):
-            front = _Front(None, front.engineio_path)
+            front = Front(None, front.engineio_path)
         self._front = front
         try:
             super().run()
         finally:
-            self.handshake_pool.shutdown(wait=False)
+            self.handshake_lane.shutdown()
 
     # -- new connections ---------------------------------------------------------
     def accept(self, listener: socket.socket) -> None:
         if self._front is None:
             super().accept(listener)
             return
-        try:
-            sock, addr = listener.accept()
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                raise
-            return
-        self.nr_conns += 1
-        self._dispatch(gthread.TConn(self.cfg, sock, addr, listener.getsockname()))
+        # several per turn of the loop: one each, in a connect storm, kept a
+        # probe waiting one turn (and one wait for the GIL) per connection ahead
+        for _ in range(ACCEPT_BATCH):
+            if self.nr_conns >= self.worker_connections:
+                return
+            try:
+                sock, addr = listener.accept()
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                    raise
+                return
+            self.nr_conns += 1
+            self._dispatch(gthread.TConn(self.cfg, sock, addr, listener.getsockname()))
 
     def _dispatch(self, conn: gthread.TConn) -> None:
         """Answer, or hand ``conn`` to the pool its first request belongs in."""
@@ -225,40 +176,22 @@ class ThreadWorker(gthread.ThreadWorker):
             conn.close()
             return
         head = parse_head(data)
-        if head is not None and front.inline(head, data) and self._answer(conn, head):
+        # nothing after the head (len(data) == head.size): no body, no pipelining
+        if head is not None and len(data) == head.size \
+                and front.inline(head.method, head.target, head.header) \
+                and self._answer(conn, head):
             self.nr_conns -= 1
             conn.close()
             return
         conn.data_ready = True  # gthread's handle() then skips its own wait
-        if head is not None and front.handshake(head) and not self._handshakes_held():
-            self._submit(self.handshake_pool, self._handshake, conn)
+        if head is not None and front.handshake(head.target, head.header) \
+                and not self.handshake_lane.held():
+            # what enqueue_req does, for another pool: the main thread finishes it
+            fs = self.handshake_lane.submit(self.handle, conn)
+            fs.add_done_callback(
+                lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
         else:
             self.enqueue_req(conn)
-
-    def _handshake(self, conn: gthread.TConn) -> Any:
-        me = threading.get_ident()
-        self._handshakes_started[me] = time.monotonic()
-        try:
-            return self.handle(conn)
-        finally:
-            del self._handshakes_started[me]
-
-    def _handshakes_held(self) -> bool:
-        """Whether every handshake thread is held by one connection.
-
-        A WebSocket whose hand-off failed (out of file descriptors) is served
-        in the thread that took it, for its whole life.  Then handshakes go to
-        the request pool, as in gthread, instead of queueing behind it.
-        """
-        started = list(self._handshakes_started.values())
-        return (len(started) >= self.handshake_threads
-                and max(started) < time.monotonic() - HANDSHAKE_HELD_AFTER)
-
-    def _submit(self, pool: Executor, handle: Callable[[gthread.TConn], Any],
-                conn: gthread.TConn) -> None:
-        # what enqueue_req does, for another pool: the main thread finishes it
-        fs = pool.submit(handle, conn)
-        fs.add_done_callback(lambda fut: self.method_queue.defer(self.finish_request, conn, fut))
 
     def _wait_for_bytes(self, conn: gthread.TConn) -> None:
         conn.timeout = time.monotonic() + _FIRST_BYTES_TIMEOUT + self.cfg.keepalive
@@ -274,14 +207,15 @@ class ThreadWorker(gthread.ThreadWorker):
     # -- answers on this thread --------------------------------------------------
     def _answer(self, conn: gthread.TConn, head: RequestHead) -> bool:
         """Send the health/readiness answer; False when the path is not one of them."""
-        assert self._front is not None and self._front.ops is not None
-        answer = self._front.ops.answer_inline(self._environ(conn, head))
+        assert self._front is not None
+        server = conn.server if isinstance(conn.server, tuple) else ("", "")
+        answer = self._front.answer(probe_environ(
+            head.method, head.target, head.version, head.headers,
+            conn.client[0] if isinstance(conn.client, tuple) else "",
+            (str(server[0]), str(server[1]))))
         if answer is None:
             return False
-        status, headers, body = answer
-        lines = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in headers),
-                 f"Date: {email.utils.formatdate(usegmt=True)}", "Connection: close"]
-        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        data = encode_answer(answer, close=True)
         try:
             # read the head, so that close() ends the connection with FIN, not RST
             conn.sock.recv(head.size, socket.MSG_DONTWAIT)
@@ -291,18 +225,3 @@ class ThreadWorker(gthread.ThreadWorker):
         except OSError as e:
             log.debug("client left before its %s answer: %s", head.path, e)
         return True
-
-    def _environ(self, conn: gthread.TConn, head: RequestHead) -> dict[str, Any]:
-        path, _, query = head.target.partition("?")
-        server = conn.server if isinstance(conn.server, tuple) else ("", "")
-        environ: dict[str, Any] = {
-            "REQUEST_METHOD": head.method, "SCRIPT_NAME": "", "PATH_INFO": path,
-            "QUERY_STRING": query, "SERVER_PROTOCOL": head.version, "wsgi.url_scheme": "http",
-            "REMOTE_ADDR": conn.client[0] if isinstance(conn.client, tuple) else "",
-            "SERVER_NAME": str(server[0]), "SERVER_PORT": str(server[1]),
-        }
-        for name, _value in head.headers:
-            key = "HTTP_" + name.upper().replace("-", "_")
-            if key not in environ:
-                environ[key] = head.header(name)
-        return environ

@@ -1,9 +1,13 @@
-"""server.gunicorn_worker without a server: the head parser and what it finds in an app."""
+"""server.gunicorn_worker and server.front without a server: the head parser, what
+the front finds in an app, and what it answers or routes."""
+import threading
+
 import flask
 import pytest
 
 from server import SocketIO
-from server.gunicorn_worker import _Front, parse_head
+from server.front import Front, HandshakeLane, encode_answer, probe_environ
+from server.gunicorn_worker import parse_head
 
 
 def test_parse_head_reads_a_complete_head():
@@ -41,33 +45,92 @@ def _app(**options):
 
 
 def test_front_finds_the_ops_layer_and_the_socketio_path():
-    front = _Front.find(_app())
+    front = Front.find(_app())
     assert front is not None and front.ops is not None
     assert front.engineio_path == "/socket.io/"
-    assert _Front.find(_app(path="rt")).engineio_path == "/rt/"
+    assert Front.find(_app(path="rt")).engineio_path == "/rt/"
 
 
 def test_front_without_health_paths_still_routes_handshakes():
-    front = _Front.find(_app(health_path=None, ready_path=None, metrics_path=None))
+    front = Front.find(_app(health_path=None, ready_path=None, metrics_path=None))
     assert front is not None and front.ops is None and front.engineio_path == "/socket.io/"
-    assert _Front.find(flask.Flask(__name__)) is None
+    assert Front.find(flask.Flask(__name__)) is None
+
+
+def _inline(front, data):
+    head = parse_head(data)
+    return len(data) == head.size and front.inline(head.method, head.target, head.header)
+
+
+def _handshake(front, data):
+    head = parse_head(data)
+    return front.handshake(head.target, head.header)
 
 
 def test_front_routes_only_plain_health_requests_and_socketio_handshakes():
-    front = _Front.find(_app())
+    front = Front.find(_app())
     plain = b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
-    assert front.inline(parse_head(plain), plain)
+    assert _inline(front, plain)
     body = b"GET /healthz HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
-    assert not front.inline(parse_head(body), body)
+    assert not _inline(front, body)
+    chunked = b"GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert not _inline(front, chunked)
     pipelined = plain + b"GET /"
-    assert not front.inline(parse_head(pipelined), pipelined)
+    assert not _inline(front, pipelined)
     browser = b"GET /healthz HTTP/1.1\r\nOrigin: https://a\r\n\r\n"
-    assert not front.inline(parse_head(browser), browser)
+    assert not _inline(front, browser)
+    fetch = b"GET /healthz HTTP/1.1\r\nSec-Fetch-Site: same-origin\r\n\r\n"
+    assert not _inline(front, fetch)
     post = b"POST /healthz HTTP/1.1\r\n\r\n"
-    assert not front.inline(parse_head(post), post)
+    assert not _inline(front, post)
+    quoted = b"GET /health%7A HTTP/1.1\r\n\r\n"
+    assert not _inline(front, quoted)
     upgrade = b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nUpgrade: WebSocket\r\n\r\n"
-    assert front.handshake(parse_head(upgrade))
+    assert _handshake(front, upgrade)
     other = b"GET /chat HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"
-    assert not front.handshake(parse_head(other))
+    assert not _handshake(front, other)
     polling = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n\r\n"
-    assert not front.handshake(parse_head(polling))
+    assert not _handshake(front, polling)
+
+
+def test_front_answers_the_health_paths_only():
+    front = Front.find(_app())
+    environ = probe_environ("GET", "/healthz?x=1", "HTTP/1.1",
+                            [("host", "a"), ("x-a", "1"), ("x-a", "2")],
+                            "127.0.0.1", ("127.0.0.1", "5000"))
+    assert (environ["PATH_INFO"], environ["QUERY_STRING"], environ["HTTP_X_A"]) == \
+        ("/healthz", "x=1", "1, 2")
+    status, headers, body = front.answer(environ)
+    assert (status, body) == ("200 OK", b"ok\n")
+    data = encode_answer((status, headers, body), close=False)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and rest == b"ok\n"
+    assert b"\r\nConnection: keep-alive" in head and b"\r\nDate: " in head
+    assert b"Connection: close" in encode_answer((status, headers, body), close=True)
+    other = probe_environ("GET", "/metrics", "HTTP/1.1", [], "127.0.0.1", ("a", "1"))
+    assert front.answer(other) is None
+    assert Front(None, "/socket.io/").answer(environ) is None
+
+
+def test_handshake_lane_counts_as_held_only_when_every_thread_is_held():
+    lane = HandshakeLane(2, held_after=0.0)
+    started, release = threading.Semaphore(0), threading.Event()
+
+    def hold():
+        started.release()
+        return release.wait(20)
+
+    try:
+        assert not lane.held()
+        first = lane.submit(hold)
+        assert started.acquire(timeout=20)
+        assert not lane.held(), "one of two threads held: the lane still takes handshakes"
+        second = lane.submit(hold)
+        assert started.acquire(timeout=20)
+        assert lane.held(), "both threads held past held_after: the lane should say so"
+    finally:
+        release.set()
+    assert first.result(20) and second.result(20)
+    assert not lane.held()
+    lane.shutdown()
+    assert not HandshakeLane(1).held()

@@ -254,6 +254,23 @@ def python_client(url: str, transports: list[str], auth: Any = None) -> tuple[An
     return client, recorder
 
 
+def raw_exchange(port: int, *parts: bytes, pause: float = 0.0,
+                 wait: float = 20.0) -> tuple[str, dict[str, str], bytes]:
+    """Send ``parts`` (``pause`` seconds before each) and read until the server closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        for part in parts:
+            if pause:
+                threading.Event().wait(pause)  # the slow client under test, not a sync
+            s.sendall(part)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return lines[0], headers, body
+
+
 def node() -> str | None:
     return shutil.which("node")
 

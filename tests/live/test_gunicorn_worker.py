@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from .harness import SERVERS, LiveServer, free_port, python_client
+from .harness import SERVERS, LiveServer, free_port, python_client, raw_exchange
 
 pytestmark = pytest.mark.live
 WAIT = 20
@@ -28,22 +27,6 @@ def gunicorn(tmp_path, **env):
         yield server
     finally:
         server.stop()
-
-
-def raw_exchange(port, *parts, pause=0.0):
-    """Send ``parts`` (``pause`` seconds before each) and read until the server closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as s:
-        for part in parts:
-            if pause:
-                threading.Event().wait(pause)  # the slow client under test, not a sync
-            s.sendall(part)
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    return lines[0], headers, body
 
 
 def test_probes_are_answered_while_every_request_thread_is_held(tmp_path):
