@@ -8,7 +8,8 @@
 #   such as the handler's that called stop()) until they finish or the
 #   graceful timeout passes.  When none is left the server closes itself and
 #   its trigger; the loop ends with nothing left to poll.
-"""run() on embedded waitress (POSIX and Windows)."""
+"""run() on embedded waitress (POSIX and Windows), with server.waitress_server's
+health answers and handshake lane."""
 from __future__ import annotations
 
 import logging
@@ -20,13 +21,17 @@ log = logging.getLogger("server")
 
 
 def serve(plan: Any, handle: Any, banner: str) -> None:
-    import waitress
+    from waitress.adjustments import Adjustments
+
+    from .front import Front, HandshakeLane
+    from .settings import server_value
+    from .waitress_server import FrontServer
 
     if plan.certfile or plan.ssl_context is not None:
         raise ValueError("waitress does not terminate TLS. Fix: put a TLS proxy (nginx) "
                          "in front, or run(server='gunicorn', certfile=..., keyfile=...)")
-    server = waitress.create_server(
-        plan.app, host=plan.host, port=plan.port, threads=plan.threads,
+    adj = Adjustments(
+        host=plan.host, port=plan.port, threads=plan.threads,
         connection_limit=plan.capacity,
         # long-polling requests wait up to ping_interval for data; do not cut
         # idle channels before the Engine.IO ping has had its chance
@@ -34,6 +39,12 @@ def serve(plan: Any, handle: Any, banner: str) -> None:
         # select() fails outright once a descriptor number passes 1023, and
         # handed-off WebSockets keep many descriptors open: poll() has no limit
         asyncore_use_poll=True)
+    if len(adj.listen) > 1:
+        log.warning("%s resolves to %d addresses; serving the first, %s. Fix: give an "
+                    "IP address as the host", plan.host, len(adj.listen), adj.listen[0][3])
+    front = Front.find(plan.app)
+    lane = HandshakeLane(server_value("handshake_threads")) if front is not None else None
+    server = FrontServer(plan.app, front=front, lane=lane, adj=adj, sockinfo=adj.listen[0])
 
     finished = threading.Event()
 
@@ -63,3 +74,5 @@ def serve(plan: Any, handle: Any, banner: str) -> None:
         server.run()
     finally:
         server.task_dispatcher.shutdown(timeout=plan.graceful_timeout)
+        if lane is not None:
+            lane.shutdown()

@@ -31,6 +31,14 @@ SUPPORTED = {
     # server/websocket/handoff.py: WSConnection, its events and
     # ConnectionState, PerMessageDeflate (public API, major version 1).
     "wsproto": ("1.2.0", "1.3.2"),
+    # server/waitress_server.py: the main loop calls server.add_task(channel)
+    # from channel.received() with requests_lock held, and channel.service()
+    # calls it for the next pipelined request; an idle channel flushes its
+    # outbufs and closes on close_when_flushed; handle_accept accepts one
+    # connection into the loop's map; the names in
+    # test_waitress_server_relies_on_these_names.  (The hand-off driver's own
+    # waitress checks: tests/test_driver_waitress.py, VERIFIED_WAITRESS.)
+    "waitress": ("3.0.2",),
 }
 
 
@@ -53,9 +61,41 @@ def test_gunicorn_worker_relies_on_these_gthread_names():
                  "init_process", "run"):
         assert callable(getattr(worker, name, None)), f"gthread.ThreadWorker.{name} is gone"
     init = inspect.getsource(worker.__init__) + inspect.getsource(worker.init_process)
-    for attribute in ("pending_conns", "method_queue", "poller", "nr_conns", "tpool"):
+    for attribute in ("pending_conns", "method_queue", "poller", "nr_conns", "tpool",
+                      "worker_connections"):
         assert f"self.{attribute}" in init, f"gthread.ThreadWorker no longer sets {attribute}"
     assert list(inspect.signature(gthread.TConn).parameters) == ["cfg", "sock", "client", "server"]
     assert "data_ready" in inspect.getsource(gthread.TConn.__init__)
     assert "conn.data_ready" in inspect.getsource(worker.handle)
     assert isinstance(gthread.DEFAULT_WORKER_DATA_TIMEOUT, (int, float))
+
+
+def test_waitress_server_relies_on_these_names():
+    import inspect
+
+    from waitress.channel import HTTPChannel
+    from waitress.parser import HTTPRequestParser
+    from waitress.server import BaseWSGIServer, TcpWSGIServer
+
+    for name in ("add_task", "run", "handle_accept"):
+        assert callable(getattr(BaseWSGIServer, name, None)), f"BaseWSGIServer.{name} is gone"
+    # one connection per handle_accept, added to the loop's map (self._map)
+    accept = inspect.getsource(BaseWSGIServer.handle_accept)
+    assert "self.accept()" in accept and "map=self._map" in accept
+    assert "len(self._map) >= self.adj.connection_limit" in inspect.getsource(
+        BaseWSGIServer.readable)
+    init = inspect.signature(TcpWSGIServer.__init__).parameters
+    assert {"application", "adj", "sockinfo"} <= set(init), list(init)
+    received = inspect.getsource(HTTPChannel.received)
+    assert "with self.requests_lock" in received and "self.server.add_task(self)" in received
+    assert "self.server.add_task(self)" in inspect.getsource(HTTPChannel.service)
+    channel = inspect.getsource(HTTPChannel)
+    for attribute in ("outbufs", "outbuf_lock", "total_outbufs_len", "current_outbuf_count",
+                      "close_when_flushed", "will_close", "requests", "addr"):
+        assert f"self.{attribute}" in channel, f"HTTPChannel no longer uses {attribute}"
+    from waitress import wasyncore
+    assert "self.socket = sock" in inspect.getsource(wasyncore.dispatcher.set_socket)
+    parser = inspect.getsource(HTTPRequestParser)
+    for attribute in ("command", "request_uri", "version", "headers", "connection_close",
+                      "error", "content_length", "chunked"):
+        assert f"self.{attribute}" in parser, f"HTTPRequestParser no longer sets {attribute}"

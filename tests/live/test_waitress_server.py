@@ -1,0 +1,142 @@
+"""server.waitress_server under ``python -m server run --server waitress``: probes
+answered on waitress's main loop, WebSocket handshakes in their own lane, the rest
+from waitress's request pool."""
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from .harness import LiveServer, free_port, python_client, raw_exchange, server_env
+
+pytestmark = pytest.mark.live
+WAIT = 20
+
+
+@contextlib.contextmanager
+def waitress(tmp_path, **env):
+    port = free_port()
+    argv = [sys.executable, "-m", "server", "run", "--server", "waitress",
+            "--host", "127.0.0.1", "--port", str(port), "liveapp:app"]
+    server = LiveServer("waitress-front", argv, server_env(SERVER_GRACEFUL_TIMEOUT="5", **env),
+                        port, tmp_path / f"waitress-{port}.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def responses(port, data):
+    """Send ``data`` at once and read until the server closes: [(status line, body)]."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as s:
+        s.sendall(data)
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    out = []
+    while raw:
+        head, _, raw = raw.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        length = int(headers.get("content-length", 0))
+        out.append((lines[0], headers.get("connection"), raw[:length]))
+        raw = raw[length:]
+    return out
+
+
+def test_probes_are_answered_while_every_request_thread_is_held(tmp_path):
+    with waitress(tmp_path, SERVER_THREADS="1", SERVER_HANDSHAKE_THREADS="1") as server:
+        client, events = python_client(server.url, ["websocket"])
+        held = {}
+        holder = threading.Thread(target=lambda: held.update(
+            answer=requests.get(server.url + "/hold", timeout=WAIT + 10).text))
+        holder.start()
+        try:
+            events.wait("held", timeout=WAIT)
+            health = requests.get(server.url + "/healthz", timeout=WAIT)
+            ready = requests.get(server.url + "/readyz", timeout=WAIT)
+            # and a WebSocket handshake: its lane is not the request pool
+            second, _ = python_client(server.url, ["websocket"])
+            assert second.call("echo", "through", timeout=WAIT) == "through"
+            second.disconnect()
+            assert held == {}, f"/hold should still hold the only request thread, got {held}"
+            assert (health.status_code, health.text) == (200, "ok\n")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["status"] == "ready" and ready.json()["sessions"] >= 1
+        finally:
+            assert client.call("release", timeout=WAIT) is True
+            holder.join(WAIT + 10)
+            client.disconnect()
+        assert held == {"answer": "released"}
+
+
+def test_inline_answers_are_the_middlewares(tmp_path):
+    with waitress(tmp_path) as server:
+        status, headers, body = raw_exchange(
+            server.port, b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert (status, headers["content-length"], body) == ("HTTP/1.1 200 OK", "3", b"")
+        assert headers["cache-control"] == "no-store" and "date" in headers
+        assert headers["connection"] == "close"
+        # a browser's request takes the request pool, and the middleware's refusal
+        status, _, body = raw_exchange(
+            server.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\nSec-Fetch-Site: cross-site\r\n"
+            b"Connection: close\r\n\r\n")
+        assert status == "HTTP/1.1 403 Forbidden", (status, body)
+        # HTTP/1.0 without keep-alive: answered, then closed
+        status, headers, body = raw_exchange(server.port, b"GET /readyz HTTP/1.0\r\n\r\n")
+        assert status == "HTTP/1.1 200 OK" and json.loads(body)["status"] == "ready"
+        assert headers["connection"] == "close"
+        status, _, body = raw_exchange(
+            server.port, b"POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n"
+            b"Connection: close\r\n\r\nhi")
+        assert status == "HTTP/1.1 405 Method Not Allowed", (status, body)
+
+
+def test_kept_alive_and_pipelined_requests_are_answered_in_order(tmp_path):
+    with waitress(tmp_path) as server:
+        got = responses(server.port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+                        b"GET /ready HTTP/1.1\r\nHost: a\r\n\r\n"
+                        b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+                        b"GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        assert [status for status, _, _ in got] == ["HTTP/1.1 200 OK"] * 4, got
+        # the first probe answered inline keeps the connection; the one after
+        # /ready was scheduled by /ready's request thread, so the pool answered it
+        assert (got[0][1], got[3][1]) == ("keep-alive", "close"), got
+        assert got[0][2] == got[2][2] == b"ok\n"
+        assert "pid" in json.loads(got[1][2]) and json.loads(got[3][2])["status"] == "ready"
+        # what follows a probe that closes the connection goes unanswered, as in waitress
+        got = responses(server.port, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"
+                        b"GET /ready HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert [(status, body) for status, _, body in got] == [("HTTP/1.1 200 OK", b"ok\n")], got
+        # a session on the same kept-alive connection as its probes
+        with requests.Session() as session:
+            for _ in range(3):
+                assert session.get(server.url + "/healthz", timeout=WAIT).text == "ok\n"
+            assert session.get(server.url + "/ready", timeout=WAIT).status_code == 200
+
+
+def test_a_burst_of_websocket_clients_through_one_handshake_thread(tmp_path):
+    with waitress(tmp_path, SERVER_HANDSHAKE_THREADS="1") as server:
+        def one(n):
+            client, _ = python_client(server.url, ["websocket"])
+            try:
+                return client.call("echo", n, timeout=WAIT)
+            finally:
+                client.disconnect()
+
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(pool.map(one, range(40)))
+        assert answers == list(range(40))
+        # polling clients and upgrades take the request pool and the lane in turn
+        client, _ = python_client(server.url, ["polling", "websocket"])
+        try:
+            assert client.call("echo", "upgraded", timeout=WAIT) == "upgraded"
+        finally:
+            client.disconnect()
