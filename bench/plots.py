@@ -15,7 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 LABELS = {"ours-gunicorn": "server\ngunicorn", "ours-uwsgi": "server\nuWSGI",
-          "ours-waitress": "server\nwaitress", "fsio-eventlet": "F-SIO\neventlet",
+          "ours-waitress": "server\nwaitress", "ours-waitress-serve": "server\nwaitress-serve",
+          "fsio-eventlet": "F-SIO\neventlet",
           "fsio-gevent": "F-SIO\ngevent", "fsio-gunicorn": "F-SIO\ngunicorn",
           "node": "Node\nsocket.io"}
 PANELS = [("echo10", "median", "echo, 10 clients (round-trips/s)"),

@@ -54,8 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=None, help="repetitions (default 3, --quick 1)")
     p.add_argument("--capacity", type=int, default=None,
                    help="connection cap of the capacity workload (default 2000, --quick 500)")
-    p.add_argument("--only", type=_csv(list(SERVERS)), default=list(SERVERS),
-                   help="comma-separated servers: " + ", ".join(SERVERS))
+    p.add_argument("--only", type=_csv(list(SERVERS)),
+                   default=[n for n, s in SERVERS.items() if not s.extra],
+                   help="comma-separated servers: " + ", ".join(SERVERS) + "; by default "
+                   "all but " + ", ".join(n for n, s in SERVERS.items() if s.extra))
     p.add_argument("--workloads", type=_csv(wl_keys), default=wl_keys,
                    help="comma-separated workloads: " + ", ".join(wl_keys))
     p.add_argument("--name", default="latest", help="results file name (default: latest)")

@@ -30,6 +30,8 @@ class ServerSpec:
     cwd: Path = APPS
     #: an HTTP endpoint probed during the capacity run (ours: the product's)
     health: str = "/health"
+    #: run only when named in --only (a variant, not one of the compared servers)
+    extra: bool = False
 
 
 def _gunicorn(py: Path, module: str, worker: str = "gthread") -> Callable[[int], list[str]]:
@@ -49,11 +51,19 @@ SERVERS: dict[str, ServerSpec] = {s.name: s for s in [
                              "--die-on-term", "--virtualenv", str(PROJECT_VENV),
                              "--module", "ours_app:app", "--disable-logging"],
                {"PYTHONPATH": f"{APPS}:{ROOT}"}, health="/healthz"),
+    # the product's way to run waitress (docs/servers/waitress.md): embedded,
+    # with server.waitress_server's probe answers and handshake lane
     ServerSpec("ours-waitress", "server, waitress",
+               lambda port: [str(PROJECT_PY), "-m", "server", "run", "--server", "waitress",
+                             "--threads", "100", "--host", "127.0.0.1", "--port", str(port),
+                             "ours_app:app"],
+               {"PYTHONPATH": f"{APPS}:{ROOT}"}, health="/healthz"),
+    # plain waitress-serve, which cannot use our server class (not in the default set)
+    ServerSpec("ours-waitress-serve", "server, waitress-serve",
                lambda port: [str(PROJECT_PY), "-m", "waitress", "--asyncore-use-poll", "--threads=100",
                              "--connection-limit=1000", f"--listen=127.0.0.1:{port}",
                              "ours_app:app"],
-               {"PYTHONPATH": f"{APPS}:{ROOT}"}, health="/healthz"),
+               {"PYTHONPATH": f"{APPS}:{ROOT}"}, health="/healthz", extra=True),
     ServerSpec("fsio-eventlet", "Flask-SocketIO, eventlet",
                lambda port: [str(PEERS_PY), "peer_app.py", str(port)],
                {"PYTHONPATH": str(APPS), "BENCH_ASYNC_MODE": "eventlet"}),
