@@ -37,6 +37,20 @@
 #     asks too, so one that slipped in at a gap is balanced by one stepping
 #     aside.  While work waits this way, one idle worker (the standby)
 #     re-checks every 5 ms (``fresh / 4`` if shorter).
+#   - CPU-heavy kinds: with the GIL, CPU-bound handlers running side by side
+#     finish no sooner than one after the other, and each of them makes every
+#     other thread (the reactor, light handlers) wait longer for the GIL.  So
+#     an event whose kind (namespace, event name) used at least ``cpu_heavy``
+#     seconds of thread CPU time on its recent runs starts only while fewer
+#     than ``cpu_handlers`` such events are running and using the CPU; the
+#     others wait in the held line (their connection keeps its order), while
+#     events of other kinds go by.  A running heavy event that has mostly
+#     stopped using the CPU (blocked on I/O, a lock, a client's answer: its
+#     thread's CPU clock says so) does not count, and a held event starts
+#     anyway after ``patience`` seconds, so heavy handlers that wait for each
+#     other cannot deadlock.  Kinds are learnt from each run's CPU time (two
+#     clock reads per event); only kinds that come near the threshold are
+#     remembered, so clients cannot grow the table with made-up event names.
 #   Lock order: the pool has one lock (``_lock``), held only to move tasks
 #   between queues, never while a handler runs.
 #   On close: stop() wakes the workers, which finish the event in hand and exit.
@@ -47,12 +61,37 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 log = logging.getLogger("server.dispatch")
 
 Task = Callable[[], Any]
+
+#: kinds of heavy events remembered at most (the table is emptied when full)
+MAX_KINDS = 1024
+#: seconds between re-checks of held heavy events by the standby worker
+HELD_RECHECK = 0.05
+#: a running heavy event using less than this share of a CPU since it started
+#: (after MIN_ACTIVE_CHECK seconds) is taken to be waiting, not computing
+ACTIVE_SHARE = 0.25
+MIN_ACTIVE_CHECK = 0.005
+_thread_clock = getattr(time, "pthread_getcpuclockid", None)  # POSIX only
+
+
+class _HeavyRun:
+    """A running heavy event: when it started, by the wall clock and its thread's CPU clock."""
+
+    __slots__ = ("clock", "cpu", "wall")
+
+    def __init__(self, clock: int | None, cpu: float, wall: float) -> None:
+        self.clock, self.cpu, self.wall = clock, cpu, wall
+
+    def computing(self, now: float) -> bool:
+        elapsed = now - self.wall
+        if self.clock is None or elapsed < MIN_ACTIVE_CHECK:
+            return True
+        return time.clock_gettime(self.clock) - self.cpu >= elapsed * ACTIVE_SHARE
 
 
 class HandlerPool:
@@ -61,10 +100,13 @@ class HandlerPool:
     def __init__(self, size: int = 32, max_pending: int = 10_000,
                  full_timeout: float = 5.0, ordered: bool = True,
                  name: str = "handler", crowd: int = 8, fresh: float = 0.02,
-                 cpu_share: float = 0.5) -> None:
-        if size < 1 or max_pending < 1 or crowd < 1 or fresh <= 0 or cpu_share <= 0:
-            raise ValueError("pool size, max_pending, crowd, fresh and cpu_share "
-                             "must be positive")
+                 cpu_share: float = 0.5, cpu_handlers: int | None = None,
+                 cpu_heavy: float = 0.02, patience: float = 1.0) -> None:
+        if size < 1 or max_pending < 1 or crowd < 1 or fresh <= 0 or cpu_share <= 0 \
+                or (cpu_handlers is not None and cpu_handlers < 1) or cpu_heavy <= 0 \
+                or patience <= 0:
+            raise ValueError("pool size, max_pending, crowd, fresh, cpu_share, "
+                             "cpu_handlers, cpu_heavy and patience must be positive")
         self.size = size
         self.max_pending = max_pending
         self.full_timeout = full_timeout
@@ -92,6 +134,15 @@ class HandlerPool:
         self._marks: dict[int, tuple[float, float | None]] = {}
         self._verdict = False
         self._verdict_until = 0.0
+        self.cpu_handlers = cpu_handlers
+        self.cpu_heavy = cpu_heavy
+        self.patience = patience
+        #: kind -> recent CPU seconds per run, for kinds near or over cpu_heavy
+        self._cost: dict[Hashable, float] = {}
+        #: worker number -> its running heavy event
+        self._heavy: dict[int, _HeavyRun] = {}
+        #: (connection, since) whose next event is heavy and waits for a slot
+        self._held: collections.deque[tuple[Any, float]] = collections.deque()
 
     # -- figures for /metrics and /readyz ---------------------------------------
     @property
@@ -101,6 +152,11 @@ class HandlerPool:
     @property
     def busy(self) -> int:
         return self._busy
+
+    @property
+    def held(self) -> int:
+        """Connections whose next event is CPU-heavy and waits for a slot."""
+        return len(self._held)
 
     def _start(self) -> None:
         # threads start on first use: constructing the server does no work
@@ -127,11 +183,14 @@ class HandlerPool:
         if ready:
             callback()
 
-    def submit(self, key: Any, task: Task, wait: bool = True) -> bool:
+    def submit(self, key: Any, task: Task, wait: bool = True,
+               kind: Hashable | None = None) -> bool:
         """Queue ``task`` for connection ``key``; False if the pool stayed full.
 
         With ``wait=False`` the task is queued even past the bound (the caller
         applies backpressure itself, see ``saturated``) and True is returned.
+        ``kind`` (such as the namespace and event name) is what CPU cost is
+        learnt by; None: never held as CPU-heavy.
         """
         with self._lock:
             if not self._started:
@@ -148,11 +207,11 @@ class HandlerPool:
             queue = self._queues.get(key)
             if queue is None:
                 # not scheduled: no worker holds this connection right now
-                self._queues[key] = collections.deque([task])
+                self._queues[key] = collections.deque([(task, kind)])
                 self._ready.append(key)
                 self._wake_one()
             else:
-                queue.append(task)
+                queue.append((task, kind))
         return True
 
     def _wake_one(self) -> None:
@@ -194,6 +253,51 @@ class HandlerPool:
             return True  # too soon to tell a busy CPU from workers blocked on I/O
         return time.process_time() - since[1] >= (now - since[0]) * self.cpu_share
 
+    # -- CPU-heavy kinds (see the design note) ----------------------------------
+    def _is_heavy(self, kind: Hashable | None) -> bool:
+        return kind is not None and self._cost.get(kind, 0.0) >= self.cpu_heavy
+
+    def _heavy_full(self, now: float) -> bool:
+        # (under self._lock)
+        if self.cpu_handlers is None or len(self._heavy) < self.cpu_handlers:
+            return False
+        computing = sum(1 for run in self._heavy.values() if run.computing(now))
+        return computing >= self.cpu_handlers
+
+    def _learn(self, kind: Hashable, cost: float) -> None:
+        # (under self._lock) an even mix of the last run and what came before:
+        # a kind turns light again after a couple of light runs
+        old = self._cost.get(kind)
+        if old is None:
+            if cost < self.cpu_heavy / 2:
+                return  # light kinds are not remembered
+            if len(self._cost) >= MAX_KINDS:
+                self._cost.clear()
+            self._cost[kind] = cost
+            return
+        new = (old + cost) / 2
+        if new < self.cpu_heavy / 4:
+            del self._cost[kind]
+        else:
+            self._cost[kind] = new
+
+    def _pick(self) -> Any:
+        # (under self._lock) the next connection from the ready line, or a
+        # held one that has waited ``patience`` or now has a slot; None if
+        # every ready connection's next event had to be held
+        if self._held:
+            now = time.monotonic()
+            if self._held[0][1] <= now - self.patience or not self._heavy_full(now):
+                return self._held.popleft()[0]
+        while self._ready:
+            key = self._ready.popleft()
+            if self.cpu_handlers is not None and self._is_heavy(self._queues[key][0][1]) \
+                    and self._heavy_full(time.monotonic()):
+                self._held.append((key, time.monotonic()))
+                continue
+            return key
+        return None
+
     def _next(self) -> Any:
         # (under self._lock) the connection to serve next, None to exit.  A
         # worker coming back from an event asks too: if others slipped in
@@ -201,13 +305,16 @@ class HandlerPool:
         while True:
             if self._stopping and not self._ready:
                 return None
-            if self._ready and not self._crowded():
-                return self._ready.popleft()
-            watch = bool(self._ready) and not self._standby
+            if (self._ready or self._held) and not self._crowded():
+                key = self._pick()
+                if key is not None:
+                    return key
+            watch = bool(self._ready or self._held) and not self._standby
             if watch:
                 self._standby = True
             self._idle += 1
-            notified = self._ready_cv.wait(self._recheck if watch else None)
+            notified = self._ready_cv.wait(
+                (self._recheck if self._ready else HELD_RECHECK) if watch else None)
             self._idle -= 1
             if watch:
                 self._standby = False
@@ -215,18 +322,30 @@ class HandlerPool:
                 self._waking -= 1
 
     def _work(self, number: int) -> None:
+        clock = None
+        if _thread_clock is not None:
+            try:
+                clock = _thread_clock(threading.get_ident())
+            except OSError:  # no per-thread CPU clock here: heavy events always count
+                clock = None
         while True:
             with self._lock:
                 key = self._next()
                 if key is None:
                     return
-                task = self._queues[key].popleft()
+                task, kind = self._queues[key].popleft()
                 self._busy += 1
                 # the CPU clock (a system call) is read only by an event
                 # that makes a crowd: only those are asked about later
                 self._marks[number] = (time.monotonic(), time.process_time()
                                        if self._busy >= self.crowd else None)
-                if self._ready:
+                # this thread's CPU time over the event: what its kind is learnt from
+                measured = self.cpu_handlers is not None and kind is not None
+                cpu = time.thread_time() if measured else 0.0
+                if measured and self._is_heavy(kind):
+                    self._heavy[number] = _HeavyRun(clock, cpu, time.monotonic())
+                # held work needs a standby too: this worker may have been it
+                if self._ready or self._held:
                     self._wake_one()
             try:
                 task()
@@ -236,8 +355,12 @@ class HandlerPool:
                 # an idle worker must not keep its last event (and the
                 # connection it closes over) alive while it waits
                 task = None  # type: ignore[assignment]
+                cost = time.thread_time() - cpu if measured else 0.0
                 waiters = None
                 with self._lock:
+                    if measured:
+                        self._heavy.pop(number, None)
+                        self._learn(kind, cost)
                     self._busy -= 1
                     self._pending -= 1
                     del self._marks[number]
@@ -260,6 +383,7 @@ class HandlerPool:
         with self._lock:
             self._stopping = True
             self._ready.clear()
+            self._held.clear()
             self._queues.clear()
             self._ready_cv.notify_all()
             self._space_cv.notify_all()

@@ -265,6 +265,13 @@ SETTINGS: tuple[Setting, ...] = (
             "WebSocket is not read until there is room (its client waits), other "
             "transports wait up to 5 s, then drop the event with a warning",
             check=_positive),
+    Setting("cpu_handlers", "int", 1,
+            "event handlers whose event (namespace and name) used at least 20 ms of CPU "
+            "on its recent runs run at most this many at a time, the others of them "
+            "waiting while light events go by: with the GIL more at once finish no "
+            "sooner and slow every other client (docs/cpu-heavy.md). A heavy handler "
+            "blocked on I/O does not count; None: no limit",
+            check=_positive),
     Setting("ordered_handlers", "bool", True,
             "handle the events of one client (per namespace) one at a time, in arrival order"),
     Setting("event_rate", "float", 100.0,

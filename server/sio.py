@@ -48,15 +48,22 @@ _LOCK_STRIPES = 256
 MAX_ATTACHMENTS = 64
 
 
+def _event_kind(namespace: str, data: Any) -> tuple[str, str] | None:
+    """What the handler pool learns CPU cost by: (namespace, event name)."""
+    if isinstance(data, list) and data and isinstance(data[0], str):
+        return (namespace, data[0])
+    return None
+
+
 class SocketIOServer(socketio.Server):
     """python-socketio's server, threading mode, safe to emit from any thread."""
 
     def __init__(self, handler_threads: int = 32, handler_queue: int = 10_000,
                  ordered_handlers: bool = True, event_rate: float | None = 100.0,
                  event_burst: int = 200, connect_timeout: float | None = 45.0,
-                 **kwargs: Any) -> None:
+                 cpu_handlers: int | None = 1, **kwargs: Any) -> None:
         self.handler_pool = HandlerPool(size=handler_threads, max_pending=handler_queue,
-                                        ordered=ordered_handlers)
+                                        ordered=ordered_handlers, cpu_handlers=cpu_handlers)
         self._busy_warning = RateLimitedLog(log, interval=10.0)
         self._protocol_warning = RateLimitedLog(log, interval=10.0)
         self._send_locks = tuple(threading.RLock() for _ in range(_LOCK_STRIPES))
@@ -160,7 +167,7 @@ class SocketIOServer(socketio.Server):
         # one queue per Socket.IO socket (client and namespace): a client's
         # events keep their order, and a slow handler in one namespace does not
         # hold up the client's other namespaces
-        if not self.handler_pool.submit(sid, run):
+        if not self.handler_pool.submit(sid, run, kind=_event_kind(namespace, data)):
             self.stats.events_dropped += 1
             self._busy_warning.warning(
                 "handler pool full (%d events waiting): dropped event %r from %s; "
@@ -267,10 +274,12 @@ class SocketIOServer(socketio.Server):
                 # an application callback: on the pool, but never queued behind
                 # the namespace's events (one of them may be waiting for it)
                 key += ("ack",)
+            kind = _event_kind(key[1], pkt.data) \
+                if pkt.packet_type in (sio_packet.EVENT, sio_packet.BINARY_EVENT) else None
             self.handler_pool.submit(key,
                                      functools.partial(self._handle_packet, eio_sid, pkt,
                                                        time.perf_counter()),
-                                     wait=False)
+                                     wait=False, kind=kind)
         else:
             self._handle_packet(eio_sid, pkt, None)
 

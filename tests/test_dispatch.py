@@ -197,3 +197,153 @@ def test_a_light_event_does_not_wait_behind_long_cpu_events():
     pool.stop(timeout=15)
     assert still_running == [True, True], (
         f"expected both heavy events to be running when the light one ran, got {still_running}")
+
+
+# -- CPU-heavy kinds ------------------------------------------------------------
+def _teach(pool, kind, seconds=0.01):
+    """Run one event of ``kind`` using ``seconds`` of CPU, so the pool learns its cost."""
+    done = threading.Event()
+    pool.submit(("teach", kind), lambda: _spin(seconds), kind=kind)
+    # the same connection's next event runs once the first is finished and learnt
+    pool.submit(("teach", kind), done.set)
+    assert done.wait(10), f"the teaching event of {kind!r} did not run"
+
+
+def _heavy_run(pool, n, cpu, lock, running, peak):
+    finished = threading.Barrier(n + 1, timeout=30)
+
+    def run():
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        _spin(cpu)
+        with lock:
+            running[0] -= 1
+        finished.wait()
+    return run, finished
+
+
+def test_cpu_heavy_kinds_run_one_at_a_time_while_light_events_go_by():
+    pool = HandlerPool(size=8, cpu_handlers=1, cpu_heavy=0.005)
+    _teach(pool, ("/", "crunch"))
+    lock, running, peak = threading.Lock(), [0], [0]
+    run, finished = _heavy_run(pool, 3, 0.03, lock, running, peak)
+    light_done = threading.Event()
+    for conn in ("a", "b", "c"):
+        pool.submit(conn, run, kind=("/", "crunch"))
+    # light events of another kind, from other connections, are not held
+    for i in range(20):
+        pool.submit(("light", i), lambda: None, kind=("/", "ping"))
+    pool.submit("last-light", light_done.set, kind=("/", "ping"))
+    assert light_done.wait(10), "light events waited behind held heavy ones"
+    finished.wait()
+    pool.stop()
+    assert peak[0] == 1, f"expected one CPU-heavy event at a time (cpu_handlers=1), saw {peak[0]}"
+
+
+def test_without_a_limit_heavy_kinds_run_side_by_side():
+    pool = HandlerPool(size=8, cpu_handlers=None, crowd=8)
+    lock, running, peak = threading.Lock(), [0], [0]
+    run, finished = _heavy_run(pool, 3, 0.2, lock, running, peak)
+    for conn in ("a", "b", "c"):
+        pool.submit(conn, run, kind=("/", "crunch"))
+    finished.wait()
+    pool.stop()
+    assert peak[0] == 3, f"expected all three to overlap with no limit, saw {peak[0]} at once"
+
+
+def test_a_heavy_event_waiting_on_io_does_not_hold_the_others():
+    pool = HandlerPool(size=4, cpu_handlers=1, cpu_heavy=0.005, patience=30.0)
+    _teach(pool, ("/", "crunch"))
+    release, other_ran = threading.Event(), threading.Event()
+
+    def computes_then_waits():
+        _spin(0.01)
+        release.wait(20)  # blocked: its thread's CPU clock stops
+
+    pool.submit("a", computes_then_waits, kind=("/", "crunch"))
+    pool.submit("b", other_ran.set, kind=("/", "crunch"))
+    try:
+        assert other_ran.wait(10), (
+            "a heavy event blocked on I/O kept the only CPU-heavy slot (patience is 30 s)")
+    finally:
+        release.set()
+        pool.stop()
+
+
+def test_a_held_heavy_event_starts_after_patience():
+    pool = HandlerPool(size=4, cpu_handlers=1, cpu_heavy=0.005, patience=0.1)
+    _teach(pool, ("/", "crunch"))
+    other_ran = threading.Event()
+    first_still_running = []
+
+    def computes_until_the_other_ran():
+        deadline = time.monotonic() + 20
+        while not other_ran.is_set() and time.monotonic() < deadline:
+            _spin(0.001)
+        first_still_running.append(other_ran.is_set())
+
+    pool.submit("a", computes_until_the_other_ran, kind=("/", "crunch"))
+    pool.submit("b", other_ran.set, kind=("/", "crunch"))
+    assert other_ran.wait(10), "a held heavy event never started while another computed"
+    pool.stop(timeout=25)
+    assert first_still_running == [True], (
+        f"expected the held event to start while the first still computed, got {first_still_running}")
+
+
+def test_kinds_are_learnt_and_forgotten_by_cost():
+    pool = HandlerPool(size=2, cpu_handlers=1, cpu_heavy=0.005)
+    for i in range(2000):  # made-up event names that cost nothing are not remembered
+        pool.submit(i % 2, lambda: None, kind=("/", f"name-{i}"))
+    _teach(pool, ("/", "crunch"))
+    with pool._lock:
+        remembered = dict(pool._cost)
+    assert list(remembered) == [("/", "crunch")], f"remembered kinds: {list(remembered)[:5]}"
+    for _ in range(3):  # a few cheap runs: the kind is light again
+        _teach(pool, ("/", "crunch"), seconds=0.0)
+    pool.stop()
+    assert not pool._is_heavy(("/", "crunch")), pool._cost
+
+
+def test_cpu_heavy_events_from_clients_take_turns():
+    app = Flask(__name__)
+    socketio = SocketIO(app, handler_threads=8, event_rate=None)
+    lock = threading.Lock()
+    running, peak = [0], [0]
+
+    @socketio.on("crunch")
+    def crunch(n):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        _spin(0.03)
+        with lock:
+            running[0] -= 1
+        return n
+
+    @socketio.on("echo")
+    def echo(x):
+        return x
+
+    assert socketio.server.handler_pool.cpu_handlers == 1  # the default
+    with serve_in_thread(app) as url:
+        clients = [sio_client.Client() for _ in range(4)]
+        for client in clients:
+            client.connect(url, transports=["websocket"], wait_timeout=10)
+        try:
+            assert clients[0].call("crunch", -1, timeout=10) == -1  # the pool learns its cost
+            answers, done = [], threading.Semaphore(0)
+            for i, client in enumerate(clients[:3]):
+                for j in range(3):
+                    client.emit("crunch", i * 10 + j,
+                                callback=lambda n: (answers.append(n), done.release()))
+            # a light event of another name is not held behind them
+            assert clients[3].call("echo", "light", timeout=10) == "light"
+            for _ in range(9):
+                assert done.acquire(timeout=20), f"only {len(answers)} of 9 crunch answers came"
+            assert sorted(answers) == [0, 1, 2, 10, 11, 12, 20, 21, 22]
+            assert peak[0] == 1, (
+                f"expected one CPU-heavy handler at a time (cpu_handlers=1), saw {peak[0]}")
+        finally:
+            for client in clients:
+                client.disconnect()
