@@ -313,12 +313,16 @@ class HandlerPool:
             if watch:
                 self._standby = True
             self._idle += 1
-            notified = self._ready_cv.wait(
+            self._ready_cv.wait(
                 (self._recheck if self._ready else HELD_RECHECK) if watch else None)
             self._idle -= 1
             if watch:
                 self._standby = False
-            if notified and self._waking:
+            # a timed wait can take a notification and still return False (the
+            # notify raced with its timeout): counting only True returns leaked
+            # _waking, and then nobody was ever woken again.  Any return settles
+            # one; at worst two wake-ups are on their way at once
+            if self._waking:
                 self._waking -= 1
 
     def _work(self, number: int) -> None:

@@ -347,3 +347,46 @@ def test_cpu_heavy_events_from_clients_take_turns():
         finally:
             for client in clients:
                 client.disconnect()
+
+
+
+class _RacyCondition(threading.Condition):
+    """What CPython's Condition does when a notify races a timed wait's timeout:
+    the waiter is woken (the notify is spent on it) but wait() returns False."""
+
+    def wait(self, timeout=None):
+        woken = super().wait(timeout)
+        return woken if timeout is None else False
+
+
+def test_a_notify_spent_on_a_timed_wait_is_not_lost():
+    # two workers: one runs a long heavy event, so the other is the standby,
+    # re-checking the held line with a timed wait when a light event comes
+    pool = HandlerPool(size=2, cpu_handlers=1, cpu_heavy=0.002, patience=30.0)
+    pool._ready_cv = _RacyCondition(pool._lock)
+    _teach(pool, ("/", "crunch"), seconds=0.004)
+    heavy_done = threading.Semaphore(0)
+    pool.submit("a", lambda: (_spin(0.3), heavy_done.release()), kind=("/", "crunch"))
+    pool.submit("b", lambda: (_spin(0.01), heavy_done.release()), kind=("/", "crunch"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until the idle worker waits as the standby
+        with pool._lock:
+            if pool.held == 1 and pool._standby:
+                break
+        time.sleep(0.001)
+    light = threading.Event()
+    pool.submit("c", light.set, kind=("/", "ping"))
+    assert light.wait(10), "the light event did not run"
+    assert heavy_done.acquire(timeout=10) and heavy_done.acquire(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until both workers wait, idle
+        with pool._lock:
+            if pool._idle == 2 and not pool.held and not pool._standby:
+                break
+        time.sleep(0.001)
+    # a new event must wake one of them
+    later = threading.Event()
+    pool.submit("d", later.set)
+    ran = later.wait(5)
+    pool.stop()
+    assert ran, "an event submitted to an idle pool never ran: a wake-up was counted as on its way"
