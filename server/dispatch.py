@@ -48,9 +48,10 @@
 #     stopped using the CPU (blocked on I/O, a lock, a client's answer: its
 #     thread's CPU clock says so) does not count, and a held event starts
 #     anyway after ``patience`` seconds, so heavy handlers that wait for each
-#     other cannot deadlock.  Kinds are learnt from each run's CPU time (two
-#     clock reads per event); only kinds that come near the threshold are
-#     remembered, so clients cannot grow the table with made-up event names.
+#     other cannot deadlock.  Kinds are learnt from their runs' thread CPU
+#     time, read only for kinds that took at least half the threshold by the
+#     wall clock once (other events cost two cheap wall-clock reads); only
+#     kinds near the threshold are remembered, and the table is bounded.
 #   Lock order: the pool has one lock (``_lock``), held only to move tasks
 #   between queues, never while a handler runs.
 #   On close: stop() wakes the workers, which finish the event in hand and exit.
@@ -70,6 +71,8 @@ Task = Callable[[], Any]
 
 #: kinds of heavy events remembered at most (the table is emptied when full)
 MAX_KINDS = 1024
+#: the cost of a kind whose next run is to be measured (see _suspect)
+CANDIDATE = -1.0
 #: seconds between re-checks of held heavy events by the standby worker
 HELD_RECHECK = 0.05
 #: a running heavy event using less than this share of a CPU since it started
@@ -265,21 +268,23 @@ class HandlerPool:
         return computing >= self.cpu_handlers
 
     def _learn(self, kind: Hashable, cost: float) -> None:
-        # (under self._lock) an even mix of the last run and what came before:
-        # a kind turns light again after a couple of light runs
-        old = self._cost.get(kind)
-        if old is None:
-            if cost < self.cpu_heavy / 2:
-                return  # light kinds are not remembered
-            if len(self._cost) >= MAX_KINDS:
-                self._cost.clear()
-            self._cost[kind] = cost
-            return
-        new = (old + cost) / 2
-        if new < self.cpu_heavy / 4:
-            del self._cost[kind]
+        # (under self._lock) a measured run: an even mix of its CPU time and
+        # what came before, so a kind turns light again after a couple of
+        # light runs; a first measurement (a candidate's) is taken as it is
+        old = self._cost.get(kind, CANDIDATE)
+        new = cost if old == CANDIDATE else (old + cost) / 2
+        if new < self.cpu_heavy / 4 or (old == CANDIDATE and new < self.cpu_heavy / 2):
+            self._cost.pop(kind, None)
         else:
             self._cost[kind] = new
+
+    def _suspect(self, kind: Hashable) -> None:
+        # (under self._lock) an unmeasured run took long by the wall clock:
+        # its next run is measured by the CPU clock
+        if kind not in self._cost:
+            if len(self._cost) >= MAX_KINDS:
+                self._cost.clear()
+            self._cost[kind] = CANDIDATE
 
     def _pick(self) -> Any:
         # (under self._lock) the next connection from the ready line, or a
@@ -343,14 +348,24 @@ class HandlerPool:
                 # that makes a crowd: only those are asked about later
                 self._marks[number] = (time.monotonic(), time.process_time()
                                        if self._busy >= self.crowd else None)
-                # this thread's CPU time over the event: what its kind is learnt from
-                measured = self.cpu_handlers is not None and kind is not None
-                cpu = time.thread_time() if measured else 0.0
-                if measured and self._is_heavy(kind):
+                # a kind's cost is learnt from its runs' thread CPU time (a
+                # system call, ~1 us), read only for kinds already remembered;
+                # other runs are timed by the cheap wall clock, and one that
+                # takes long makes its kind a candidate, measured next time
+                tracked = self.cpu_handlers is not None and kind is not None
+                measured = tracked and kind in self._cost
+                heavy = measured and self._is_heavy(kind)
+                started = cpu = 0.0
+                if heavy:
+                    cpu = time.thread_time()
                     self._heavy[number] = _HeavyRun(clock, cpu, time.monotonic())
                 # held work needs a standby too: this worker may have been it
                 if self._ready or self._held:
                     self._wake_one()
+            if measured and not heavy:  # outside the lock
+                cpu = time.thread_time()
+            elif tracked and not measured:
+                started = time.monotonic()
             try:
                 task()
             except Exception:
@@ -360,11 +375,15 @@ class HandlerPool:
                 # connection it closes over) alive while it waits
                 task = None  # type: ignore[assignment]
                 cost = time.thread_time() - cpu if measured else 0.0
+                took = time.monotonic() - started if tracked and not measured else 0.0
                 waiters = None
                 with self._lock:
+                    if heavy:
+                        del self._heavy[number]
                     if measured:
-                        self._heavy.pop(number, None)
                         self._learn(kind, cost)
+                    elif took >= self.cpu_heavy / 2:
+                        self._suspect(kind)
                     self._busy -= 1
                     self._pending -= 1
                     del self._marks[number]
