@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
-from .harness import SERVERS, LiveServer, free_port, python_client, raw_exchange
+from .front_checks import (
+    a_burst_of_websocket_clients_gets_through,
+    probes_answer_while_the_request_thread_is_held,
+)
+from .harness import SERVERS, LiveServer, free_port, raw_exchange
 
 pytestmark = pytest.mark.live
 WAIT = 20
@@ -31,29 +32,8 @@ def gunicorn(tmp_path, **env):
 
 def test_probes_are_answered_while_every_request_thread_is_held(tmp_path):
     with gunicorn(tmp_path, SERVER_THREADS="1", SERVER_HANDSHAKE_THREADS="1") as server:
-        client, events = python_client(server.url, ["websocket"])
-        held = {}
-        holder = threading.Thread(target=lambda: held.update(
-            answer=requests.get(server.url + "/hold", timeout=WAIT + 10).text))
-        holder.start()
-        try:
-            events.wait("held", timeout=WAIT)
-            health = requests.get(server.url + "/healthz", timeout=WAIT)
-            ready = requests.get(server.url + "/readyz", timeout=WAIT)
-            # and a WebSocket handshake: its pool is not the request pool
-            second, _ = python_client(server.url, ["websocket"])
-            assert second.call("echo", "through", timeout=WAIT) == "through"
-            second.disconnect()
-            assert held == {}, f"/hold should still hold the only request thread, got {held}"
-            assert (health.status_code, health.text) == (200, "ok\n")
-            assert health.headers["Connection"] == "close"
-            assert ready.status_code == 200, ready.text
-            assert ready.json()["status"] == "ready" and ready.json()["sessions"] >= 1
-        finally:
-            assert client.call("release", timeout=WAIT) is True
-            holder.join(WAIT + 10)
-            client.disconnect()
-        assert held == {"answer": "released"}
+        health = probes_answer_while_the_request_thread_is_held(server)
+        assert health.headers["Connection"] == "close"
 
 
 def test_inline_answers_are_the_middlewares(tmp_path):
@@ -96,19 +76,4 @@ def test_slow_and_split_requests_are_served(tmp_path):
 
 def test_a_burst_of_websocket_clients_through_one_handshake_thread(tmp_path):
     with gunicorn(tmp_path, SERVER_HANDSHAKE_THREADS="1") as server:
-        def one(n):
-            client, _ = python_client(server.url, ["websocket"])
-            try:
-                return client.call("echo", n, timeout=WAIT)
-            finally:
-                client.disconnect()
-
-        with ThreadPoolExecutor(20) as pool:
-            answers = list(pool.map(one, range(40)))
-        assert answers == list(range(40))
-        # polling clients and upgrades take the request pool and the lane in turn
-        client, _ = python_client(server.url, ["polling", "websocket"])
-        try:
-            assert client.call("echo", "upgraded", timeout=WAIT) == "upgraded"
-        finally:
-            client.disconnect()
+        a_burst_of_websocket_clients_gets_through(server)
