@@ -132,21 +132,34 @@ def _spin(seconds):
         pass
 
 
+class _Overlap:
+    """Counts how many calls are inside ``with overlap:`` at once; ``peak`` is the most seen."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.running = 0
+        self.peak = 0
+
+    def __enter__(self):
+        with self._lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self.running -= 1
+
+
 def test_a_burst_of_cpu_work_wakes_no_more_than_crowd_workers():
     # fresh=10 s: no event ages out during the test; cpu_share=0.1: the
     # spinning workers count as a busy CPU even on a loaded machine
     pool = HandlerPool(size=12, crowd=2, fresh=10.0, cpu_share=0.1)
-    lock = threading.Lock()
-    running, peak, done = [0], [0], threading.Event()
+    overlap, done = _Overlap(), threading.Event()
 
     def work(i):
         def run():
-            with lock:
-                running[0] += 1
-                peak[0] = max(peak[0], running[0])
-            _spin(0.002)
-            with lock:
-                running[0] -= 1
+            with overlap:
+                _spin(0.002)
             if i == 199:
                 done.set()
         return run
@@ -155,7 +168,7 @@ def test_a_burst_of_cpu_work_wakes_no_more_than_crowd_workers():
         pool.submit(i % 50, work(i))  # 50 connections, so ordering does not serialise them
     assert done.wait(30), "the burst did not finish"
     pool.stop()
-    assert peak[0] <= 2, f"expected at most crowd=2 events running at once, saw {peak[0]}"
+    assert overlap.peak <= 2, f"expected at most crowd=2 events running at once, saw {overlap.peak}"
 
 
 def test_workers_blocked_on_io_do_not_count_as_crowd():
@@ -211,16 +224,12 @@ def _teach(pool, kind, seconds=0.01):
     assert done.wait(10), f"the teaching event of {kind!r} did not run"
 
 
-def _heavy_run(pool, n, cpu, lock, running, peak):
+def _heavy_run(n, cpu, overlap):
     finished = threading.Barrier(n + 1, timeout=30)
 
     def run():
-        with lock:
-            running[0] += 1
-            peak[0] = max(peak[0], running[0])
-        _spin(cpu)
-        with lock:
-            running[0] -= 1
+        with overlap:
+            _spin(cpu)
         finished.wait()
     return run, finished
 
@@ -228,8 +237,8 @@ def _heavy_run(pool, n, cpu, lock, running, peak):
 def test_cpu_heavy_kinds_run_one_at_a_time_while_light_events_go_by():
     pool = HandlerPool(size=8, cpu_handlers=1, cpu_heavy=0.005)
     _teach(pool, ("/", "crunch"))
-    lock, running, peak = threading.Lock(), [0], [0]
-    run, finished = _heavy_run(pool, 3, 0.03, lock, running, peak)
+    overlap = _Overlap()
+    run, finished = _heavy_run(3, 0.03, overlap)
     light_done = threading.Event()
     for conn in ("a", "b", "c"):
         pool.submit(conn, run, kind=("/", "crunch"))
@@ -240,18 +249,20 @@ def test_cpu_heavy_kinds_run_one_at_a_time_while_light_events_go_by():
     assert light_done.wait(10), "light events waited behind held heavy ones"
     finished.wait()
     pool.stop()
-    assert peak[0] == 1, f"expected one CPU-heavy event at a time (cpu_handlers=1), saw {peak[0]}"
+    assert overlap.peak == 1, (
+        f"expected one CPU-heavy event at a time (cpu_handlers=1), saw {overlap.peak}")
 
 
 def test_without_a_limit_heavy_kinds_run_side_by_side():
     pool = HandlerPool(size=8, cpu_handlers=None, crowd=8)
-    lock, running, peak = threading.Lock(), [0], [0]
-    run, finished = _heavy_run(pool, 3, 0.2, lock, running, peak)
+    overlap = _Overlap()
+    run, finished = _heavy_run(3, 0.2, overlap)
     for conn in ("a", "b", "c"):
         pool.submit(conn, run, kind=("/", "crunch"))
     finished.wait()
     pool.stop()
-    assert peak[0] == 3, f"expected all three to overlap with no limit, saw {peak[0]} at once"
+    assert overlap.peak == 3, (
+        f"expected all three to overlap with no limit, saw {overlap.peak} at once")
 
 
 def test_a_heavy_event_waiting_on_io_does_not_hold_the_others():
@@ -311,17 +322,12 @@ def test_kinds_are_learnt_and_forgotten_by_cost():
 def test_cpu_heavy_events_from_clients_take_turns():
     app = Flask(__name__)
     socketio = SocketIO(app, handler_threads=8, event_rate=None)
-    lock = threading.Lock()
-    running, peak = [0], [0]
+    overlap = _Overlap()
 
     @socketio.on("crunch")
     def crunch(n):
-        with lock:
-            running[0] += 1
-            peak[0] = max(peak[0], running[0])
-        _spin(0.03)
-        with lock:
-            running[0] -= 1
+        with overlap:
+            _spin(0.03)
         return n
 
     @socketio.on("echo")
@@ -346,8 +352,8 @@ def test_cpu_heavy_events_from_clients_take_turns():
             for _ in range(9):
                 assert done.acquire(timeout=20), f"only {len(answers)} of 9 crunch answers came"
             assert sorted(answers) == [0, 1, 2, 10, 11, 12, 20, 21, 22]
-            assert peak[0] == 1, (
-                f"expected one CPU-heavy handler at a time (cpu_handlers=1), saw {peak[0]}")
+            assert overlap.peak == 1, (
+                f"expected one CPU-heavy handler at a time (cpu_handlers=1), saw {overlap.peak}")
         finally:
             for client in clients:
                 client.disconnect()

@@ -192,9 +192,12 @@ class LiveServer:
 
 
 @contextlib.contextmanager
-def running(kind: ServerKind, log_dir: Path, app: str = "liveapp:app") -> Iterator[LiveServer]:
+def running(kind: ServerKind, log_dir: Path, app: str = "liveapp:app",
+            **env_extra: str) -> Iterator[LiveServer]:
+    """``kind`` serving ``app`` on a free port (``env_extra`` added to its environment)."""
     port = free_port()
     argv, env = kind.command(port, app)
+    env.update(env_extra)
     server = LiveServer(kind.name, argv, env, port, log_dir / f"{kind.name}-{port}.log")
     server.start()
     try:

@@ -2,7 +2,6 @@
 accepting thread, WebSocket handshakes in their own pool, the rest as gthread."""
 from __future__ import annotations
 
-import contextlib
 import json
 
 import pytest
@@ -11,23 +10,14 @@ from .front_checks import (
     a_burst_of_websocket_clients_gets_through,
     probes_answer_while_the_request_thread_is_held,
 )
-from .harness import SERVERS, LiveServer, free_port, raw_exchange
+from .harness import SERVERS, raw_exchange, running
 
 pytestmark = pytest.mark.live
 WAIT = 20
 
 
-@contextlib.contextmanager
 def gunicorn(tmp_path, **env):
-    port = free_port()
-    argv, base = SERVERS["gunicorn-gthread"].command(port, "liveapp:app")
-    base.update(env)
-    server = LiveServer("gunicorn-worker", argv, base, port, tmp_path / f"gunicorn-{port}.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return running(SERVERS["gunicorn-gthread"], tmp_path, **env)
 
 
 def test_probes_are_answered_while_every_request_thread_is_held(tmp_path):

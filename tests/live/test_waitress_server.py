@@ -3,7 +3,6 @@ answered on waitress's main loop, WebSocket handshakes in their own lane, the re
 from waitress's request pool."""
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
 import sys
@@ -15,24 +14,24 @@ from .front_checks import (
     a_burst_of_websocket_clients_gets_through,
     probes_answer_while_the_request_thread_is_held,
 )
-from .harness import LiveServer, free_port, raw_exchange, server_env
+from .harness import ServerKind, raw_exchange, running, server_env
 
 pytestmark = pytest.mark.live
 WAIT = 20
 
 
-@contextlib.contextmanager
+def _embedded_waitress(port, app):
+    return ([sys.executable, "-m", "server", "run", "--server", "waitress",
+             "--host", "127.0.0.1", "--port", str(port), app],
+            server_env(SERVER_GRACEFUL_TIMEOUT="5"))
+
+
+#: the product's waitress command (the matrix's "waitress" is plain waitress-serve)
+WAITRESS_RUN = ServerKind("waitress-run", _embedded_waitress)
+
+
 def waitress(tmp_path, **env):
-    port = free_port()
-    argv = [sys.executable, "-m", "server", "run", "--server", "waitress",
-            "--host", "127.0.0.1", "--port", str(port), "liveapp:app"]
-    server = LiveServer("waitress-front", argv, server_env(SERVER_GRACEFUL_TIMEOUT="5", **env),
-                        port, tmp_path / f"waitress-{port}.log")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return running(WAITRESS_RUN, tmp_path, **env)
 
 
 def responses(port, data):
